@@ -1,0 +1,65 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, request
+from flask_smorest import Api
+
+from api import cli, deposits, health, wallet, withdrawals
+from api.auth import FirebaseTokenVerifier
+from api.errors import UnsupportedMediaType, register_error_handlers
+from api.extensions import init_database
+from shared.config import Config
+
+OPENAPI_SETTINGS = {
+    "API_TITLE": "Recycling Wallet API",
+    "API_VERSION": "1.0.0",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "/docs",
+    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+}
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the API. ``config`` defaults to :meth:`Config.from_env`."""
+    config = config or Config.from_env()
+    config.check_safe_for_production()
+    logging.basicConfig(level=config.log_level)
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        MAX_CONTENT_LENGTH=config.max_content_length,
+        TESTING=config.app_env == "test",
+        **OPENAPI_SETTINGS,
+    )
+    app.extensions["wallet_config"] = config
+    app.extensions["wallet_token_verifier"] = FirebaseTokenVerifier(config)
+    init_database(app, config)
+
+    api = Api(app, spec_kwargs={"components": {"securitySchemes": _SECURITY_SCHEMES}, "security": [{"firebase": []}]})
+    for module in (health, wallet, deposits, withdrawals):
+        api.register_blueprint(module.blp)
+    register_error_handlers(app)  # after Api(), whose own HTTPException handler this replaces
+    app.before_request(_require_json_body)
+    cli.register(app)
+    return app
+
+
+_SECURITY_SCHEMES = {
+    "firebase": {"type": "http", "scheme": "bearer", "bearerFormat": "Firebase ID token"},
+}
+
+
+def _require_json_body() -> None:
+    if request.routing_exception is not None:
+        return  # 404/405 say more than 415 would
+    if request.method in {"POST", "PUT", "PATCH"} and request.mimetype != "application/json":
+        raise UnsupportedMediaType(
+            "send the request body as JSON with 'Content-Type: application/json'",
+            details={"content_type": request.mimetype or None},
+        )

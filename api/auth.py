@@ -1,0 +1,116 @@
+"""Who is calling: Firebase ID tokens verified server-side, or the development bypass header."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import firebase_admin
+from firebase_admin import auth as firebase_auth
+from flask import current_app, g, request
+from google.auth.credentials import AnonymousCredentials
+
+from api.errors import Unauthenticated
+from api.extensions import db_session, get_config
+from shared import ledger
+from shared.config import Config
+
+log = logging.getLogger(__name__)
+
+BYPASS_HEADER = "X-Test-User-Email"
+# Bypass users get a uid of their own namespace so they can never collide with a real Firebase uid.
+BYPASS_UID_PREFIX = "dev-bypass:"
+MAX_EMAIL_LENGTH = 320
+# Firebase tokens are ~1 KB; anything far larger is not one and is not worth parsing.
+MAX_TOKEN_LENGTH = 8192
+
+_app_names = itertools.count()
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    uid: str
+    email: str | None
+    claims: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.claims.get("admin") is True
+
+
+class _AnonymousCredential(firebase_admin.credentials.Base):
+    """Verifying ID tokens needs only the project id and Google's public keys, not a service account."""
+
+    def get_credential(self) -> AnonymousCredentials:
+        return AnonymousCredentials()
+
+
+class FirebaseTokenVerifier:
+    """Verifies Firebase ID tokens with firebase-admin (signature, audience, issuer, expiry, revocation)."""
+
+    def __init__(self, config: Config) -> None:
+        options = {"projectId": config.firebase_project_id} if config.firebase_project_id else {}
+        # Revocation checks call Firebase, which needs real credentials (GOOGLE_APPLICATION_CREDENTIALS).
+        credential = None if config.firebase_check_revoked else _AnonymousCredential()
+        self._app = firebase_admin.initialize_app(credential, options, name=f"wallet-api-{next(_app_names)}")
+        self._check_revoked = config.firebase_check_revoked
+
+    def verify(self, token: str) -> Identity:
+        try:
+            claims = firebase_auth.verify_id_token(token, app=self._app, check_revoked=self._check_revoked)
+        except (ValueError, firebase_auth.InvalidIdTokenError, firebase_auth.UserDisabledError) as exc:
+            raise Unauthenticated("the ID token is not valid", details={"reason": _reason(exc)}) from None
+        except firebase_auth.CertificateFetchError:
+            log.warning("could not fetch Firebase public keys")
+            raise Unauthenticated("the ID token could not be verified right now; retry shortly") from None
+        return Identity(uid=claims["uid"], email=claims.get("email"), claims=claims)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, firebase_auth.ExpiredIdTokenError):
+        return "expired"
+    if isinstance(exc, firebase_auth.RevokedIdTokenError):
+        return "revoked"
+    if isinstance(exc, firebase_auth.UserDisabledError):
+        return "user_disabled"
+    return "invalid"
+
+
+def _bypass_identity(email: str) -> Identity:
+    email = email.strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or not domain or len(email) > MAX_EMAIL_LENGTH or any(c.isspace() for c in email):
+        raise Unauthenticated(f"{BYPASS_HEADER} must be an email address")
+    return Identity(uid=BYPASS_UID_PREFIX + email, email=email)
+
+
+def identify_caller() -> Identity:
+    config = get_config()
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
+            raise Unauthenticated("Authorization must be 'Bearer <Firebase ID token>'")
+        verifier: FirebaseTokenVerifier = current_app.extensions["wallet_token_verifier"]
+        return verifier.verify(token)
+    bypass_email = request.headers.get(BYPASS_HEADER)
+    if bypass_email is not None and config.auth_dev_bypass:
+        return _bypass_identity(bypass_email)
+    raise Unauthenticated("sign in with Firebase and send 'Authorization: Bearer <ID token>'")
+
+
+def authenticate() -> None:
+    """before_request hook for protected blueprints: sets g.identity and g.account."""
+    if request.method == "OPTIONS":
+        return
+    identity = identify_caller()
+    g.identity = identity
+    g.account = ledger.get_or_create_account(db_session(), identity.uid, identity.email)
+
+
+def current_account() -> ledger.Account:
+    account: ledger.Account = g.account
+    return account

@@ -1,0 +1,42 @@
+"""POST /withdraw, GET /withdrawals and GET /withdrawals/<id>."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import url_for
+
+from api.auth import current_account
+from api.blueprint import Blueprint
+from api.extensions import db_session, get_config
+from api.schemas import WithdrawalPage, WithdrawalPageArgs, WithdrawalSchema, WithdrawRequest, WithdrawResponse
+from shared import ledger
+
+blp = Blueprint("withdrawals", __name__, description="Withdrawals to a bank account").protected()
+
+
+@blp.route("/withdraw", methods=["POST"])
+@blp.json_body(WithdrawRequest)
+@blp.response(202, WithdrawResponse)
+def create_withdrawal(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+    policy = ledger.WithdrawalPolicy(min_cents=get_config().withdrawal_min_cents)
+    result = ledger.request_withdrawal(
+        db_session(), current_account(), body["amount_cents"], body["bank_token"], policy
+    )
+    location = url_for("withdrawals.get_withdrawal", withdrawal_id=result.withdrawal.id)
+    payload = {"success": True, "withdrawal": result.withdrawal, "new_balance_cents": result.new_balance_cents}
+    return payload, 202, {"Location": location}
+
+
+@blp.route("/withdrawals")
+@blp.arguments(WithdrawalPageArgs, location="query")
+@blp.response(200, WithdrawalPage)
+def list_withdrawals(args: dict[str, Any]) -> ledger.Page[Any]:
+    return ledger.list_withdrawals(db_session(), current_account(), args["limit"], args.get("cursor"))
+
+
+@blp.route("/withdrawals/<uuid:withdrawal_id>")
+@blp.response(200, WithdrawalSchema)
+def get_withdrawal(withdrawal_id: uuid.UUID) -> Any:
+    return ledger.get_withdrawal(db_session(), current_account(), withdrawal_id)

@@ -1,0 +1,109 @@
+"""Tables: users, wallets, transactions and withdrawals (the seed's SQL runs against these unchanged)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base, utcnow
+
+
+class TransactionType(StrEnum):
+    DEPOSIT = "deposit"
+    WITHDRAWAL = "withdrawal"
+    # Funds of a canceled withdrawal coming back to the wallet.
+    WITHDRAWAL_REVERSAL = "withdrawal_reversal"
+
+
+class Material(StrEnum):
+    PLASTIC = "plastic"
+    ALUMINUM = "aluminum"
+
+
+class WithdrawalStatus(StrEnum):
+    PENDING = "pending"  # debited, waiting for a worker
+    PROCESSING = "processing"  # a worker holds the lease and is talking to the provider
+    PAID = "paid"
+    FAILED = "failed"  # funds stay held until an operator requeues or cancels
+    CANCELED = "canceled"  # funds returned to the wallet by a reversal transaction
+
+
+def _enum_values(enum: type[StrEnum]) -> str:
+    return ", ".join(f"'{member.value}'" for member in enum)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    firebase_uid: Mapped[str] = mapped_column(String(128), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    stripe_account_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Wallet(Base):
+    __tablename__ = "wallets"
+    __table_args__ = (CheckConstraint("balance_cents >= 0", name="balance_not_negative"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), unique=True)
+    balance_cents: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Withdrawal(Base):
+    __tablename__ = "withdrawals"
+    __table_args__ = (
+        CheckConstraint("amount_cents > 0", name="amount_positive"),
+        CheckConstraint(f"status IN ({_enum_values(WithdrawalStatus)})", name="status_known"),
+        Index("ix_withdrawals_user_created", "user_id", "created_at", "id"),
+        Index("ix_withdrawals_status_updated", "status", "updated_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"))
+    amount_cents: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), default=WithdrawalStatus.PENDING)
+    # Kept only to hand to the payout provider; API responses show bank_token_last4 at most.
+    bank_token: Mapped[str] = mapped_column(String(255))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # Bumped by an operator requeue after a definite failure: a new generation means a new idempotency key.
+    attempt_generation: Mapped[int] = mapped_column(default=0)
+    lease_expires_at: Mapped[datetime | None]
+    provider_transfer_id: Mapped[str | None] = mapped_column(String(255))
+    provider_payout_id: Mapped[str | None] = mapped_column(String(255))
+    paid_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Transaction(Base):
+    __tablename__ = "transactions"
+    __table_args__ = (
+        CheckConstraint("amount_cents <> 0", name="amount_nonzero"),
+        CheckConstraint(f"transaction_type IN ({_enum_values(TransactionType)})", name="type_known"),
+        # Serves GET /transactions: newest first, keyset pagination on (created_at, id).
+        Index("ix_transactions_wallet_created", "wallet_id", "created_at", "id"),
+        Index("ix_transactions_user_created", "user_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"))
+    transaction_type: Mapped[str] = mapped_column(String(32))
+    material: Mapped[str | None] = mapped_column(String(16))
+    units: Mapped[int | None]
+    # Signed: deposits and reversals positive, withdrawals negative; SUM equals the wallet balance.
+    amount_cents: Mapped[int]
+    withdrawal_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("withdrawals.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
