@@ -19,6 +19,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The embedded default keeps its files here so `make run` needs no server installed.
 VAR_DIR = PROJECT_ROOT / "var"
 EMBEDDED_DATABASE_URL = f"sqlite:///{VAR_DIR / 'wallet.sqlite3'}"
+# A payout is at most three Stripe calls: create the connected account, the transfer, the payout.
+PROVIDER_CALLS_PER_PAYOUT = 3
 
 
 class AppEnv(StrEnum):
@@ -133,11 +135,62 @@ class Config:
     # HTTP
     max_content_length: int = _setting("MAX_CONTENT_LENGTH", _int, 64 * 1024, "largest request body in bytes")
 
+    # Payouts (worker, Stripe gateway, webhooks, Flower) -- issue 3
+    payout_gateway: str | None = _setting(
+        "PAYOUT_GATEWAY", _optional_str, None, "simulated | stripe; default stripe when STRIPE_SECRET_KEY is set"
+    )
+    stripe_secret_key: str | None = _setting(
+        "STRIPE_SECRET_KEY", _optional_str, None, "Stripe secret key (sk_...); unset: the simulated gateway pays"
+    )
+    stripe_api_base: str | None = _setting(
+        "STRIPE_API_BASE", _optional_str, None, "Stripe API base URL; unset: api.stripe.com (tests: a fake server)"
+    )
+    stripe_webhook_secret: str | None = _setting(
+        "STRIPE_WEBHOOK_SECRET", _optional_str, None, "whsec_... that signs POST /webhooks/stripe; unset: all refused"
+    )
+    stripe_timeout_seconds: int = _setting(
+        "STRIPE_TIMEOUT_SECONDS", _int, 20, "timeout of one Stripe HTTP call; the outcome is then unknown"
+    )
+    stripe_currency: str = _setting("STRIPE_CURRENCY", lambda n, r: r.strip().lower(), "usd", "payout currency")
+    stripe_account_country: str = _setting(
+        "STRIPE_ACCOUNT_COUNTRY", lambda n, r: r.strip().upper(), "US", "country of new connected accounts"
+    )
+    payout_max_attempts: int = _setting(
+        "PAYOUT_MAX_ATTEMPTS", _int, 5, "provider attempts per withdrawal before it fails as retries_exhausted"
+    )
+    payout_retry_base_ms: int = _setting(
+        "PAYOUT_RETRY_BASE_MS", _int, 2_000, "first retry delay; doubles per attempt, with jitter"
+    )
+    payout_retry_max_ms: int = _setting("PAYOUT_RETRY_MAX_MS", _int, 300_000, "longest retry delay")
+    payout_lease_seconds: int = _setting(
+        "PAYOUT_LEASE_SECONDS", _int, 180, "how long a worker owns a withdrawal before the sweeper retakes it"
+    )
+    payout_sweep_seconds: int = _setting(
+        "PAYOUT_SWEEP_SECONDS", _int, 60, "beat period of the sweeper that re-enqueues stranded withdrawals"
+    )
+    simulated_payout_latency_ms: int = _setting(
+        "SIMULATED_PAYOUT_LATENCY_MS", _int, 0, "added latency of each simulated payout"
+    )
+    celery_visibility_timeout_seconds: int = _setting(
+        "CELERY_VISIBILITY_TIMEOUT_SECONDS",
+        _int,
+        3600,
+        "Redis broker: an unacknowledged task is redelivered after this long",
+    )
+    celery_worker_pool: str = _setting("CELERY_WORKER_POOL", _str, "threads", "Celery pool: threads | prefork | solo")
+    celery_worker_concurrency: int = _setting(
+        "CELERY_WORKER_CONCURRENCY", _int, 16, "payouts one worker runs at once (threads)"
+    )
+    flower_basic_auth: str | None = _setting(
+        "FLOWER_BASIC_AUTH", _optional_str, None, "user:password for Flower (read by Flower itself); required in prod"
+    )
+
     def __post_init__(self) -> None:
         if self.plastic_rate_cents <= 0 or self.aluminum_rate_cents <= 0:
             raise ConfigError("material rates must be positive integers of cents")
         if self.withdrawal_min_cents < 1:
             raise ConfigError("WITHDRAWAL_MIN_CENTS must be at least 1")
+        self._check_payout_settings()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -184,3 +237,39 @@ class Config:
     def documented_variables(cls) -> dict[str, str]:
         """Environment variable name -> description, for docs and the .env.example check."""
         return {f.metadata["env"]: f.metadata["doc"] for f in dataclasses.fields(cls)}
+
+    # -- payouts ---------------------------------------------------------------------------------------------
+
+    @property
+    def payout_gateway_kind(self) -> str:
+        """``stripe`` or ``simulated``: explicit PAYOUT_GATEWAY, else stripe whenever a secret key is set."""
+        if self.payout_gateway:
+            return self.payout_gateway.lower()
+        return "stripe" if self.stripe_secret_key else "simulated"
+
+    def _check_payout_settings(self) -> None:
+        if self.payout_gateway_kind not in {"simulated", "stripe"}:
+            raise ConfigError(f"PAYOUT_GATEWAY must be simulated or stripe, got {self.payout_gateway!r}")
+        if self.payout_gateway_kind == "stripe" and not self.stripe_secret_key:
+            raise ConfigError("PAYOUT_GATEWAY=stripe needs STRIPE_SECRET_KEY")
+        if self.payout_max_attempts < 1:
+            raise ConfigError("PAYOUT_MAX_ATTEMPTS must be at least 1")
+        if min(self.payout_retry_base_ms, self.payout_retry_max_ms, self.stripe_timeout_seconds) < 1:
+            raise ConfigError("PAYOUT_RETRY_*_MS and STRIPE_TIMEOUT_SECONDS must be positive")
+        if self.payout_sweep_seconds < 1 or self.celery_worker_concurrency < 1:
+            raise ConfigError("PAYOUT_SWEEP_SECONDS and CELERY_WORKER_CONCURRENCY must be positive")
+        # A lease shorter than one attempt's provider calls would let a second worker start the same payout
+        # while the first is still waiting on Stripe (harmless thanks to idempotency keys, but wasteful).
+        if self.payout_lease_seconds <= PROVIDER_CALLS_PER_PAYOUT * self.stripe_timeout_seconds:
+            raise ConfigError(
+                f"PAYOUT_LEASE_SECONDS must exceed {PROVIDER_CALLS_PER_PAYOUT} x STRIPE_TIMEOUT_SECONDS "
+                f"({PROVIDER_CALLS_PER_PAYOUT * self.stripe_timeout_seconds}s)"
+            )
+        # Redis holds a countdown retry unacknowledged; if it waited longer than the visibility timeout, the
+        # broker would hand it to a second worker as if the first had died.
+        longest_hold = self.payout_lease_seconds + self.payout_retry_max_ms // 1000
+        if self.celery_visibility_timeout_seconds <= longest_hold:
+            raise ConfigError(
+                "CELERY_VISIBILITY_TIMEOUT_SECONDS must exceed PAYOUT_LEASE_SECONDS + PAYOUT_RETRY_MAX_MS "
+                f"({longest_hold}s)"
+            )

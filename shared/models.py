@@ -65,6 +65,8 @@ class Withdrawal(Base):
         CheckConstraint(f"status IN ({_enum_values(WithdrawalStatus)})", name="status_known"),
         Index("ix_withdrawals_user_created", "user_id", "created_at", "id"),
         Index("ix_withdrawals_status_updated", "status", "updated_at"),
+        # Webhooks find their withdrawal by payout id; one payout never pays two withdrawals.
+        Index("ix_withdrawals_provider_payout_id", "provider_payout_id", unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -85,6 +87,14 @@ class Withdrawal(Base):
     paid_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Payout pipeline (issue 3). Earliest time the sweeper may enqueue this withdrawal again: a retry's
+    # backoff, or a grace period after the sweeper itself enqueued it.
+    next_attempt_at: Mapped[datetime | None]
+    # The connected account paid by this withdrawal, and the Stripe idempotency keys of the current attempt
+    # generation (the same keys for every retry of an unknown outcome; new ones after an operator requeue).
+    provider_account_id: Mapped[str | None] = mapped_column(String(255))
+    transfer_idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    payout_idempotency_key: Mapped[str | None] = mapped_column(String(255))
 
 
 class Transaction(Base):
@@ -107,3 +117,33 @@ class Transaction(Base):
     amount_cents: Mapped[int]
     withdrawal_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("withdrawals.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OperatorAction(Base):
+    """Audit trail: every requeue or cancel an operator made (who, when, what, from/to status)."""
+
+    __tablename__ = "operator_actions"
+    __table_args__ = (Index("ix_operator_actions_withdrawal_created", "withdrawal_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    withdrawal_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("withdrawals.id"))
+    action: Mapped[str] = mapped_column(String(32))
+    # "cli:<os user>" or "admin:<firebase uid>"; operators are people, so never blank.
+    actor: Mapped[str] = mapped_column(String(400))
+    from_status: Mapped[str] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AppliedWebhookEvent(Base):
+    """Provider webhook events already handled: a redelivered event id is acknowledged and ignored."""
+
+    __tablename__ = "applied_webhook_events"
+
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    withdrawal_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("withdrawals.id"))
+    # applied | ignored (unknown type, no matching withdrawal, or a stale status change)
+    outcome: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -11,13 +11,31 @@ from shared.ledger.errors import (
     NotFound,
 )
 from shared.ledger.history import Page, list_transactions, list_withdrawals
+from shared.ledger.operations import cancel, list_for_operator, operator_actions, requeue
+from shared.ledger.payouts import (
+    RETRIES_EXHAUSTED,
+    Claim,
+    PayoutPolicy,
+    RetriesExhausted,
+    claim_withdrawal,
+    mark_failed,
+    mark_paid,
+    record_account,
+    record_transfer,
+    release_for_retry,
+    take_stranded,
+)
 from shared.ledger.verify import Mismatch, verify
+from shared.ledger.webhooks import EventOutcome, PayoutEvent, apply_payout_event
 from shared.ledger.withdrawals import WithdrawalPolicy, WithdrawalResult, get_withdrawal, request_withdrawal
 
 __all__ = [
+    "RETRIES_EXHAUSTED",
     "Account",
     "AmountBelowMinimum",
+    "Claim",
     "DepositResult",
+    "EventOutcome",
     "InsufficientFunds",
     "InvalidCursor",
     "InvalidTransition",
@@ -25,14 +43,29 @@ __all__ = [
     "Mismatch",
     "NotFound",
     "Page",
+    "PayoutEvent",
+    "PayoutPolicy",
+    "RetriesExhausted",
     "WithdrawalPolicy",
     "WithdrawalResult",
+    "apply_payout_event",
+    "cancel",
+    "claim_withdrawal",
     "deposit",
     "get_or_create_account",
     "get_wallet",
     "get_withdrawal",
+    "list_for_operator",
     "list_transactions",
     "list_withdrawals",
+    "mark_failed",
+    "mark_paid",
+    "operator_actions",
+    "record_account",
+    "record_transfer",
+    "release_for_retry",
     "request_withdrawal",
+    "requeue",
+    "take_stranded",
     "verify",
 ]

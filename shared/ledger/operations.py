@@ -1,0 +1,168 @@
+"""Operator actions on withdrawals: requeue and cancel, each recorded in the operator_actions audit table.
+
+A cancel gives the held amount back to the wallet as a ``withdrawal_reversal`` transaction in the same
+database transaction as the status change, so a withdrawal is refunded at most once however many operators
+click at the same time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from shared.db import atomic, utcnow
+from shared.ledger.deposits import credit_wallet
+from shared.ledger.errors import InvalidTransition, NotFound
+from shared.ledger.payouts import RETRIES_EXHAUSTED, rowcount
+from shared.models import OperatorAction, Transaction, TransactionType, Withdrawal, WithdrawalStatus
+
+REQUEUE = "requeue"
+CANCEL = "cancel"
+# A cancel that overrode a safety refusal (unknown outcome, or money already transferred); see cancel().
+FORCED_CANCEL = "cancel_forced"
+
+
+def list_for_operator(
+    session: Session, status: WithdrawalStatus | None = None, limit: int = 50
+) -> Sequence[Withdrawal]:
+    query = select(Withdrawal).order_by(Withdrawal.updated_at.desc(), Withdrawal.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(Withdrawal.status == status)
+    return session.execute(query).scalars().all()
+
+
+def operator_actions(session: Session, withdrawal_id: uuid.UUID) -> Sequence[OperatorAction]:
+    query = select(OperatorAction).where(OperatorAction.withdrawal_id == withdrawal_id)
+    return session.execute(query.order_by(OperatorAction.created_at)).scalars().all()
+
+
+def _audit(
+    session: Session, withdrawal: Withdrawal, action: str, actor: str, to_status: str, reason: str | None, now: datetime
+) -> None:
+    if not actor.strip():
+        raise ValueError("operator actions need an actor")
+    session.add(
+        OperatorAction(
+            id=uuid.uuid4(),
+            withdrawal_id=withdrawal.id,
+            action=action,
+            actor=actor,
+            from_status=withdrawal.status,
+            to_status=to_status,
+            reason=reason,
+            created_at=now,
+        )
+    )
+
+
+def _load(session: Session, withdrawal_id: uuid.UUID) -> Withdrawal:
+    withdrawal = session.get(Withdrawal, withdrawal_id, populate_existing=True)
+    if withdrawal is None:
+        raise NotFound("no such withdrawal", withdrawal_id=str(withdrawal_id))
+    return withdrawal
+
+
+def requeue(session: Session, withdrawal_id: uuid.UUID, actor: str, reason: str | None = None) -> Withdrawal:
+    """``failed`` -> ``pending`` with a fresh attempt budget. Commits; the caller enqueues afterwards.
+
+    After a definite failure the attempt generation is bumped, so the next calls carry NEW idempotency keys
+    (the provider would replay the stored error for the old ones). After ``retries_exhausted`` the outcome of
+    the last call is unknown, so the generation and its keys stay: if that call did go through, the provider
+    replays its success instead of paying twice. A transfer already made is never repeated (recovery point).
+    """
+    now = utcnow()
+    with atomic(session):
+        withdrawal = _load(session, withdrawal_id)
+        if withdrawal.status != WithdrawalStatus.FAILED:
+            raise InvalidTransition(f"only a failed withdrawal can be requeued, this one is {withdrawal.status}")
+        outcome_unknown = withdrawal.failure_code == RETRIES_EXHAUSTED
+        generation = withdrawal.attempt_generation + (0 if outcome_unknown else 1)
+        won = rowcount(
+            session,
+            update(Withdrawal)
+            .where(Withdrawal.id == withdrawal_id, Withdrawal.status == WithdrawalStatus.FAILED)
+            .values(
+                status=WithdrawalStatus.PENDING,
+                attempt_generation=generation,
+                attempts=0,
+                failure_code=None,
+                failure_message=None,
+                provider_payout_id=None,
+                paid_at=None,
+                lease_expires_at=None,
+                next_attempt_at=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False),
+        )
+        if won != 1:
+            raise InvalidTransition("the withdrawal changed while it was being requeued; look again")
+        _audit(session, withdrawal, REQUEUE, actor, WithdrawalStatus.PENDING, reason, now)
+    return _load(session, withdrawal_id)
+
+
+def _cancel_refusal(withdrawal: Withdrawal) -> str | None:
+    """Why cancelling could refund money that has already left (None: safe to cancel)."""
+    if withdrawal.provider_transfer_id:
+        return (
+            f"money was already transferred to the connected account ({withdrawal.provider_transfer_id}); "
+            "reverse that transfer in Stripe first"
+        )
+    if withdrawal.failure_code == RETRIES_EXHAUSTED:
+        return "the outcome of the last payout call is unknown; requeue it to learn it, or check Stripe first"
+    return None
+
+
+def cancel(
+    session: Session, withdrawal_id: uuid.UUID, actor: str, reason: str | None = None, *, force: bool = False
+) -> Withdrawal:
+    """``failed`` (or ``pending`` never started) -> ``canceled``, refunding the wallet once. Commits.
+
+    A failed withdrawal that may have paid out after all (see :func:`_cancel_refusal`) is only cancelled
+    with ``force=True``, after the operator has checked the provider.
+    """
+    now = utcnow()
+    with atomic(session):
+        withdrawal = _load(session, withdrawal_id)
+        if withdrawal.status == WithdrawalStatus.FAILED:
+            refusal = _cancel_refusal(withdrawal)
+            if refusal and not force:
+                raise InvalidTransition(f"refusing to cancel: {refusal} (then cancel with force)", reason=refusal)
+            guard = [Withdrawal.status == WithdrawalStatus.FAILED]
+            action = FORCED_CANCEL if refusal else CANCEL
+        elif withdrawal.status == WithdrawalStatus.PENDING:
+            started = withdrawal.attempts > 0 or withdrawal.attempt_generation > 0 or withdrawal.provider_transfer_id
+            if started:
+                raise InvalidTransition("this pending withdrawal has already been tried; wait for it to finish")
+            guard = [Withdrawal.status == WithdrawalStatus.PENDING, Withdrawal.attempts == 0]
+            action = CANCEL
+        else:
+            raise InvalidTransition(f"a {withdrawal.status} withdrawal cannot be canceled", status=withdrawal.status)
+        generation = withdrawal.attempt_generation
+        won = rowcount(
+            session,
+            update(Withdrawal)
+            .where(Withdrawal.id == withdrawal_id, Withdrawal.attempt_generation == generation, *guard)
+            .values(status=WithdrawalStatus.CANCELED, lease_expires_at=None, next_attempt_at=None, updated_at=now)
+            .execution_options(synchronize_session=False),
+        )
+        if won != 1:
+            raise InvalidTransition("the withdrawal changed while it was being canceled; look again")
+        credit_wallet(session, withdrawal.wallet_id, withdrawal.amount_cents, now)
+        session.add(
+            Transaction(
+                id=uuid.uuid4(),
+                user_id=withdrawal.user_id,
+                wallet_id=withdrawal.wallet_id,
+                transaction_type=TransactionType.WITHDRAWAL_REVERSAL,
+                amount_cents=withdrawal.amount_cents,
+                withdrawal_id=withdrawal.id,
+                created_at=now,
+            )
+        )
+        _audit(session, withdrawal, action, actor, WithdrawalStatus.CANCELED, reason, now)
+    return _load(session, withdrawal_id)

@@ -1,0 +1,290 @@
+"""Withdrawal state transitions of the payout pipeline: claim, record progress, paid, failed, retry.
+
+Each transition is one short atomic phase guarded by a conditional UPDATE, so any number of workers, webhooks
+and operators can race on a withdrawal and exactly one of them wins; a transition that is not allowed raises
+:class:`InvalidTransition` and writes nothing. The provider is called between these phases, never inside one.
+
+A claim is fenced by ``(attempts, attempt_generation)``: a worker whose lease was taken over by another can no
+longer record anything, because the other claim bumped ``attempts``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, CursorResult, Executable, and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from shared.db import atomic, utcnow
+from shared.ledger.errors import InvalidTransition, NotFound
+from shared.models import User, Withdrawal, WithdrawalStatus
+from shared.payouts.keys import idempotency_key
+
+# The failure code of a withdrawal whose transient errors outlasted PAYOUT_MAX_ATTEMPTS. Unlike a provider's
+# refusal, the outcome of its last call is unknown, so a requeue keeps its idempotency keys.
+RETRIES_EXHAUSTED = "retries_exhausted"
+
+
+class RetriesExhausted(InvalidTransition):
+    """The attempt budget was spent before this claim: the withdrawal has been marked failed instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutPolicy:
+    lease_seconds: int
+    max_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a worker needs to pay one withdrawal, and the fence that proves it still owns it."""
+
+    withdrawal_id: uuid.UUID
+    user_id: uuid.UUID
+    email: str | None
+    amount_cents: int
+    bank_token: str
+    attempt: int
+    generation: int
+    account_id: str | None
+    transfer_id: str | None
+    account_key: str
+    transfer_key: str
+    payout_key: str
+
+
+def rowcount(session: Session, statement: Executable) -> int:
+    """Rows a conditional UPDATE/INSERT changed: 1 means this caller won the race."""
+    return int(cast(CursorResult[Any], session.execute(statement)).rowcount)
+
+
+def _fenced(claim: Claim) -> list[ColumnElement[bool]]:
+    return [
+        Withdrawal.id == claim.withdrawal_id,
+        Withdrawal.status == WithdrawalStatus.PROCESSING,
+        Withdrawal.attempts == claim.attempt,
+        Withdrawal.attempt_generation == claim.generation,
+    ]
+
+
+def _load(session: Session, withdrawal_id: uuid.UUID) -> Withdrawal:
+    withdrawal = session.get(Withdrawal, withdrawal_id, populate_existing=True)
+    if withdrawal is None:
+        raise NotFound("no such withdrawal", withdrawal_id=str(withdrawal_id))
+    return withdrawal
+
+
+def claim_withdrawal(
+    session: Session, withdrawal_id: uuid.UUID, policy: PayoutPolicy, now: datetime | None = None
+) -> Claim:
+    """``pending`` (or ``processing`` whose lease expired) -> ``processing`` with a lease. Commits.
+
+    Raises :class:`InvalidTransition` when another worker holds it or it is final, and
+    :class:`RetriesExhausted` (after marking it failed) when its attempt budget is already spent.
+    """
+    now = now or utcnow()
+    with atomic(session):
+        withdrawal = _load(session, withdrawal_id)
+        status, attempts, generation = withdrawal.status, withdrawal.attempts, withdrawal.attempt_generation
+        lease = withdrawal.lease_expires_at
+        if status == WithdrawalStatus.PROCESSING and lease is not None and lease > now:
+            raise InvalidTransition("another worker holds this withdrawal", lease_expires_at=lease.isoformat())
+        if status not in (WithdrawalStatus.PENDING, WithdrawalStatus.PROCESSING):
+            raise InvalidTransition(f"a {status} withdrawal cannot be processed", status=status)
+        same_state = [
+            Withdrawal.id == withdrawal_id,
+            Withdrawal.status == status,
+            Withdrawal.attempts == attempts,
+            Withdrawal.attempt_generation == generation,
+        ]
+        if attempts >= policy.max_attempts:
+            _fail(session, same_state, RETRIES_EXHAUSTED, f"gave up after {attempts} attempts", now)
+            raise RetriesExhausted("the attempt budget is spent", attempts=attempts)
+        keys = {step: idempotency_key(withdrawal_id, generation, step) for step in ("account", "transfer", "payout")}
+        won = rowcount(
+            session,
+            update(Withdrawal)
+            .where(*same_state)
+            .values(
+                status=WithdrawalStatus.PROCESSING,
+                attempts=attempts + 1,
+                lease_expires_at=now + timedelta(seconds=policy.lease_seconds),
+                next_attempt_at=None,
+                transfer_idempotency_key=keys["transfer"],
+                payout_idempotency_key=keys["payout"],
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False),
+        )
+        if won != 1:
+            raise InvalidTransition("another worker claimed this withdrawal first")
+        user = session.execute(select(User).where(User.id == withdrawal.user_id)).scalar_one()
+        return Claim(
+            withdrawal_id=withdrawal_id,
+            user_id=withdrawal.user_id,
+            email=user.email,
+            amount_cents=withdrawal.amount_cents,
+            bank_token=withdrawal.bank_token,
+            attempt=attempts + 1,
+            generation=generation,
+            account_id=withdrawal.provider_account_id or user.stripe_account_id,
+            transfer_id=withdrawal.provider_transfer_id,
+            account_key=keys["account"],
+            transfer_key=keys["transfer"],
+            payout_key=keys["payout"],
+        )
+
+
+def record_account(session: Session, claim: Claim, account_id: str) -> str:
+    """Remember the user's connected account (first writer wins) and return the one to pay. Commits.
+
+    Two first withdrawals of one user racing may each create an account; both then pay the one stored first.
+    """
+    with atomic(session):
+        rowcount(
+            session,
+            update(User)
+            .where(User.id == claim.user_id, User.stripe_account_id.is_(None))
+            .values(stripe_account_id=account_id, updated_at=utcnow())
+            .execution_options(synchronize_session=False),
+        )
+        stored = session.execute(select(User.stripe_account_id).where(User.id == claim.user_id)).scalar_one()
+        _update_fenced(session, claim, provider_account_id=stored)
+    assert stored is not None
+    return stored
+
+
+def record_transfer(session: Session, claim: Claim, transfer_id: str) -> None:
+    """Recovery point: the platform's money reached the connected account; never transfer it again. Commits."""
+    with atomic(session):
+        _update_fenced(session, claim, provider_transfer_id=transfer_id)
+
+
+def _update_fenced(session: Session, claim: Claim, **values: object) -> None:
+    won = rowcount(
+        session,
+        update(Withdrawal)
+        .where(*_fenced(claim))
+        .values(updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False),
+    )
+    if won != 1:
+        raise _lost(claim)
+
+
+def _lost(claim: Claim) -> InvalidTransition:
+    return InvalidTransition("this worker no longer holds the withdrawal", withdrawal_id=str(claim.withdrawal_id))
+
+
+def mark_paid(session: Session, claim: Claim, payout_id: str, now: datetime | None = None) -> None:
+    """``processing`` -> ``paid`` with the provider's payout id. Commits.
+
+    Already ``paid`` with this payout (a webhook got there first) is success; anything else is refused.
+    """
+    now = now or utcnow()
+    with atomic(session):
+        won = rowcount(
+            session,
+            update(Withdrawal)
+            .where(*_fenced(claim))
+            .values(
+                status=WithdrawalStatus.PAID,
+                provider_payout_id=payout_id,
+                paid_at=now,
+                lease_expires_at=None,
+                failure_code=None,
+                failure_message=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False),
+        )
+        if won == 1:
+            return
+        withdrawal = _load(session, claim.withdrawal_id)
+        if withdrawal.status == WithdrawalStatus.PAID and withdrawal.provider_payout_id == payout_id:
+            return
+        raise InvalidTransition(f"a {withdrawal.status} withdrawal cannot be marked paid", status=withdrawal.status)
+
+
+def mark_failed(session: Session, claim: Claim, code: str, message: str, now: datetime | None = None) -> None:
+    """``processing`` -> ``failed``; the amount stays held until an operator requeues or cancels. Commits."""
+    with atomic(session):
+        if _fail(session, _fenced(claim), code, message, now or utcnow()) != 1:
+            raise _lost(claim)
+
+
+def _fail(session: Session, where: list[ColumnElement[bool]], code: str, message: str, now: datetime) -> int:
+    return rowcount(
+        session,
+        update(Withdrawal)
+        .where(*where)
+        .values(
+            status=WithdrawalStatus.FAILED,
+            failure_code=code[:64],
+            failure_message=message,
+            lease_expires_at=None,
+            next_attempt_at=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False),
+    )
+
+
+def release_for_retry(session: Session, claim: Claim, delay_seconds: float, now: datetime | None = None) -> None:
+    """``processing`` -> ``pending`` after a transient error, due again in ``delay_seconds``. Commits.
+
+    The keys stay: the next attempt repeats the same provider calls, which the provider deduplicates.
+    """
+    now = now or utcnow()
+    with atomic(session):
+        _update_fenced(
+            session,
+            claim,
+            status=WithdrawalStatus.PENDING,
+            lease_expires_at=None,
+            next_attempt_at=now + timedelta(seconds=delay_seconds),
+        )
+
+
+def take_stranded(session: Session, grace_seconds: int, limit: int, now: datetime | None = None) -> list[uuid.UUID]:
+    """Withdrawals nobody is working on: ``pending`` and due, or ``processing`` past its lease. Commits.
+
+    Each one returned is pushed ``grace_seconds`` into the future so the next sweep does not enqueue it again
+    while its message is still in the queue. A fresh ``pending`` withdrawal gets the same grace, counted from
+    its creation, to let the API's own enqueue reach a worker first.
+    """
+    now = now or utcnow()
+    grace = timedelta(seconds=grace_seconds)
+    not_deferred = or_(Withdrawal.next_attempt_at.is_(None), Withdrawal.next_attempt_at <= now)
+    stranded = or_(
+        and_(
+            Withdrawal.status == WithdrawalStatus.PENDING,
+            or_(
+                Withdrawal.next_attempt_at <= now,
+                and_(Withdrawal.next_attempt_at.is_(None), Withdrawal.updated_at <= now - grace),
+            ),
+        ),
+        and_(Withdrawal.status == WithdrawalStatus.PROCESSING, Withdrawal.lease_expires_at < now, not_deferred),
+    )
+    with atomic(session):
+        ids = list(
+            session.execute(
+                select(Withdrawal.id)
+                .where(stranded)
+                .order_by(Withdrawal.updated_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).scalars()
+        )
+        if ids:
+            rowcount(
+                session,
+                update(Withdrawal)
+                .where(Withdrawal.id.in_(ids))
+                .values(next_attempt_at=now + grace)
+                .execution_options(synchronize_session=False),
+            )
+    return ids

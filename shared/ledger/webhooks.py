@@ -1,0 +1,129 @@
+"""Provider payout events (webhooks) applied to withdrawals, each event id at most once.
+
+The event id is inserted in the same transaction as the status change it causes, so a redelivered event,
+or two deliveries racing on two pods, change the withdrawal once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from shared.db import atomic, utcnow
+from shared.ledger.payouts import rowcount
+from shared.models import AppliedWebhookEvent, Withdrawal, WithdrawalStatus
+
+# The failure code used when a payout.failed event carries none.
+PAYOUT_FAILED = "payout_failed"
+
+
+class PayoutEventKind(StrEnum):
+    PAID = "payout.paid"
+    FAILED = "payout.failed"
+
+
+class EventOutcome(StrEnum):
+    APPLIED = "applied"
+    IGNORED = "ignored"  # unknown type, no matching withdrawal, or a status it cannot move from
+    DUPLICATE = "duplicate"  # already seen; nothing done
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutEvent:
+    event_id: str
+    event_type: str
+    payout_id: str | None
+    # From the payout's metadata, which the worker sets: identifies the withdrawal before the worker has
+    # stored the payout id (a webhook can be faster than the worker's own bookkeeping).
+    withdrawal_id: uuid.UUID | None = None
+    generation: int | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+# Stripe payouts go paid -> failed (a bank can return money days later) but never failed -> paid.
+_ALLOWED_FROM = {
+    PayoutEventKind.PAID: (WithdrawalStatus.PROCESSING, WithdrawalStatus.PAID),
+    PayoutEventKind.FAILED: (WithdrawalStatus.PROCESSING, WithdrawalStatus.PAID),
+}
+
+
+def _find(session: Session, event: PayoutEvent) -> Withdrawal | None:
+    if event.payout_id:
+        found = session.execute(
+            select(Withdrawal).where(Withdrawal.provider_payout_id == event.payout_id)
+        ).scalar_one_or_none()
+        if found is not None:
+            return found
+    if event.withdrawal_id is None or event.generation is None:
+        return None
+    # Only a payout of the current attempt generation, not yet recorded: after an operator requeue, a late
+    # event about the previous generation's payout must not decide the new attempt.
+    return session.execute(
+        select(Withdrawal).where(
+            Withdrawal.id == event.withdrawal_id,
+            Withdrawal.attempt_generation == event.generation,
+            Withdrawal.provider_payout_id.is_(None),
+        )
+    ).scalar_one_or_none()
+
+
+def _insert_event(session: Session, values: dict[str, Any]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING; True when this call inserted the row."""
+    dialect = session.get_bind().dialect.name
+    insert: Any = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    statement = insert(AppliedWebhookEvent).values(**values).on_conflict_do_nothing(index_elements=["event_id"])
+    return rowcount(session, statement) == 1
+
+
+def apply_payout_event(session: Session, event: PayoutEvent) -> EventOutcome:
+    """Apply one provider event to its withdrawal, once per event id. Commits."""
+    now = utcnow()
+    with atomic(session):
+        inserted = _insert_event(
+            session,
+            {
+                "event_id": event.event_id,
+                "event_type": event.event_type[:64],
+                "outcome": EventOutcome.IGNORED,
+                "received_at": now,
+            },
+        )
+        if not inserted:
+            return EventOutcome.DUPLICATE
+        outcome = EventOutcome.IGNORED
+        withdrawal = _find(session, event)
+        kind = PayoutEventKind(event.event_type) if event.event_type in set(PayoutEventKind) else None
+        if withdrawal is not None and kind is not None and withdrawal.status in _ALLOWED_FROM[kind]:
+            values: dict[str, object] = {"updated_at": now, "lease_expires_at": None}
+            if event.payout_id and not withdrawal.provider_payout_id:
+                values["provider_payout_id"] = event.payout_id
+            if kind is PayoutEventKind.PAID:
+                values.update(status=WithdrawalStatus.PAID, paid_at=withdrawal.paid_at or now)
+            else:
+                values.update(
+                    status=WithdrawalStatus.FAILED,
+                    failure_code=(event.failure_code or PAYOUT_FAILED)[:64],
+                    failure_message=event.failure_message or "the bank returned the payout",
+                )
+            won = rowcount(
+                session,
+                update(Withdrawal)
+                .where(Withdrawal.id == withdrawal.id, Withdrawal.status == withdrawal.status)
+                .values(**values)
+                .execution_options(synchronize_session=False),
+            )
+            outcome = EventOutcome.APPLIED if won == 1 else EventOutcome.IGNORED
+        rowcount(
+            session,
+            update(AppliedWebhookEvent)
+            .where(AppliedWebhookEvent.event_id == event.event_id)
+            .values(outcome=outcome, withdrawal_id=withdrawal.id if withdrawal is not None else None),
+        )
+    return outcome
