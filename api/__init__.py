@@ -7,10 +7,11 @@ import logging
 from flask import Flask, request
 from flask_smorest import Api
 
-from api import cli, deposits, health, wallet, withdrawals
+from api import admin, cli, deposits, health, payouts_cli, wallet, webhooks, withdrawals
 from api.auth import FirebaseTokenVerifier
 from api.errors import UnsupportedMediaType, register_error_handlers
 from api.extensions import init_database
+from api.payouts import init_payout_queue
 from shared.config import Config
 
 OPENAPI_SETTINGS = {
@@ -40,13 +41,15 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["wallet_config"] = config
     app.extensions["wallet_token_verifier"] = FirebaseTokenVerifier(config)
     init_database(app, config)
+    init_payout_queue(app, config)
 
     api = Api(app, spec_kwargs={"components": {"securitySchemes": _SECURITY_SCHEMES}, "security": [{"firebase": []}]})
-    for module in (health, wallet, deposits, withdrawals):
+    for module in (health, wallet, deposits, withdrawals, webhooks, admin):
         api.register_blueprint(module.blp)
     register_error_handlers(app)  # after Api(), whose own HTTPException handler this replaces
     app.before_request(_require_json_body)
     cli.register(app)
+    payouts_cli.register(app)
     return app
 
 

@@ -10,6 +10,7 @@ from flask import url_for
 from api.auth import current_account
 from api.blueprint import Blueprint
 from api.extensions import db_session, get_config
+from api.payouts import conditional_json, enqueue_payout
 from api.schemas import WithdrawalPage, WithdrawalPageArgs, WithdrawalSchema, WithdrawRequest, WithdrawResponse
 from shared import ledger
 
@@ -24,6 +25,7 @@ def create_withdrawal(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[s
     result = ledger.request_withdrawal(
         db_session(), current_account(), body["amount_cents"], body["bank_token"], policy
     )
+    enqueue_payout(result.withdrawal.id)  # after the commit; a failure is logged and left to the sweeper
     location = url_for("withdrawals.get_withdrawal", withdrawal_id=result.withdrawal.id)
     payload = {"success": True, "withdrawal": result.withdrawal, "new_balance_cents": result.new_balance_cents}
     return payload, 202, {"Location": location}
@@ -38,5 +40,7 @@ def list_withdrawals(args: dict[str, Any]) -> ledger.Page[Any]:
 
 @blp.route("/withdrawals/<uuid:withdrawal_id>")
 @blp.response(200, WithdrawalSchema)
+@blp.alt_response(304, description="Not modified: the If-None-Match ETag is still current")
 def get_withdrawal(withdrawal_id: uuid.UUID) -> Any:
-    return ledger.get_withdrawal(db_session(), current_account(), withdrawal_id)
+    withdrawal = ledger.get_withdrawal(db_session(), current_account(), withdrawal_id)
+    return conditional_json(WithdrawalSchema().dump(withdrawal))

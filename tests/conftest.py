@@ -103,6 +103,8 @@ def config(database_url: str) -> Config:
         database_url=database_url,
         auth_dev_bypass=True,
         firebase_project_id="demo-test",
+        # POST /withdraw enqueues a payout; without a worker in the test, an in-memory broker swallows it.
+        celery_broker_url="memory://",
     )
 
 
@@ -127,6 +129,7 @@ def live_server(database_url: str, database: Database) -> Iterator[LiveServer]:
         "DATABASE_URL": database_url,
         "AUTH_DEV_BYPASS": "true",
         "FIREBASE_PROJECT_ID": "demo-test",
+        "CELERY_BROKER_URL": "memory://",  # no worker here: payouts enqueued into the server's memory
     }
     server = start_live_server(env)
     try:

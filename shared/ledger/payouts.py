@@ -157,10 +157,10 @@ def record_account(session: Session, claim: Claim, account_id: str) -> str:
     return stored
 
 
-def record_transfer(session: Session, claim: Claim, transfer_id: str) -> None:
+def record_transfer(session: Session, claim: Claim, account_id: str, transfer_id: str) -> None:
     """Recovery point: the platform's money reached the connected account; never transfer it again. Commits."""
     with atomic(session):
-        _update_fenced(session, claim, provider_transfer_id=transfer_id)
+        _update_fenced(session, claim, provider_account_id=account_id, provider_transfer_id=transfer_id)
 
 
 def _update_fenced(session: Session, claim: Claim, **values: object) -> None:

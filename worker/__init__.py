@@ -1,0 +1,1 @@
+"""The payout worker: Celery tasks that pay withdrawals out. Imports shared/, never api/."""

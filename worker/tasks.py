@@ -1,0 +1,27 @@
+"""Celery tasks: thin wrappers over :mod:`worker.processor` and :mod:`worker.sweeper`."""
+
+from __future__ import annotations
+
+import uuid
+
+from celery import Task
+
+from shared.payouts.celery_settings import PROCESS_WITHDRAWAL_TASK, SWEEP_TASK
+from worker import processor, sweeper
+from worker.celery_app import app
+from worker.runtime import get_runtime
+
+
+@app.task(name=PROCESS_WITHDRAWAL_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def process_withdrawal(self: Task, withdrawal_id: str) -> str:
+    """Pay one withdrawal. Retries itself with backoff on transient errors (the budget lives in the database)."""
+    result = processor.process_withdrawal(get_runtime(), uuid.UUID(withdrawal_id))
+    if result.outcome is processor.Outcome.RETRY:
+        # max_retries=None: PAYOUT_MAX_ATTEMPTS, counted on the withdrawal row, is the only limit.
+        raise self.retry(countdown=result.retry_in, max_retries=None)
+    return f"{result.outcome}: {result.detail}"
+
+
+@app.task(name=SWEEP_TASK, ignore_result=True)
+def sweep_stranded_withdrawals() -> int:
+    return sweeper.run_once()
