@@ -102,40 +102,51 @@ def claim_withdrawal(
         ]
         if attempts >= policy.max_attempts:
             _fail(session, same_state, RETRIES_EXHAUSTED, f"gave up after {attempts} attempts", now)
-            raise RetriesExhausted("the attempt budget is spent", attempts=attempts)
-        keys = {step: idempotency_key(withdrawal_id, generation, step) for step in ("account", "transfer", "payout")}
-        won = rowcount(
-            session,
-            update(Withdrawal)
-            .where(*same_state)
-            .values(
-                status=WithdrawalStatus.PROCESSING,
-                attempts=attempts + 1,
-                lease_expires_at=now + timedelta(seconds=policy.lease_seconds),
-                next_attempt_at=None,
-                transfer_idempotency_key=keys["transfer"],
-                payout_idempotency_key=keys["payout"],
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False),
+            claim = None
+        else:
+            claim = _take(session, withdrawal, same_state, policy, now)
+    if claim is None:  # raised after the commit, so the failure is recorded
+        raise RetriesExhausted("the attempt budget is spent", attempts=attempts)
+    return claim
+
+
+def _take(
+    session: Session, withdrawal: Withdrawal, same_state: list[ColumnElement[bool]], policy: PayoutPolicy, now: datetime
+) -> Claim:
+    generation = withdrawal.attempt_generation
+    keys = {step: idempotency_key(withdrawal.id, generation, step) for step in ("account", "transfer", "payout")}
+    won = rowcount(
+        session,
+        update(Withdrawal)
+        .where(*same_state)
+        .values(
+            status=WithdrawalStatus.PROCESSING,
+            attempts=withdrawal.attempts + 1,
+            lease_expires_at=now + timedelta(seconds=policy.lease_seconds),
+            next_attempt_at=None,
+            transfer_idempotency_key=keys["transfer"],
+            payout_idempotency_key=keys["payout"],
+            updated_at=now,
         )
-        if won != 1:
-            raise InvalidTransition("another worker claimed this withdrawal first")
-        user = session.execute(select(User).where(User.id == withdrawal.user_id)).scalar_one()
-        return Claim(
-            withdrawal_id=withdrawal_id,
-            user_id=withdrawal.user_id,
-            email=user.email,
-            amount_cents=withdrawal.amount_cents,
-            bank_token=withdrawal.bank_token,
-            attempt=attempts + 1,
-            generation=generation,
-            account_id=withdrawal.provider_account_id or user.stripe_account_id,
-            transfer_id=withdrawal.provider_transfer_id,
-            account_key=keys["account"],
-            transfer_key=keys["transfer"],
-            payout_key=keys["payout"],
-        )
+        .execution_options(synchronize_session=False),
+    )
+    if won != 1:
+        raise InvalidTransition("another worker claimed this withdrawal first")
+    user = session.execute(select(User).where(User.id == withdrawal.user_id)).scalar_one()
+    return Claim(
+        withdrawal_id=withdrawal.id,
+        user_id=withdrawal.user_id,
+        email=user.email,
+        amount_cents=withdrawal.amount_cents,
+        bank_token=withdrawal.bank_token,
+        attempt=withdrawal.attempts + 1,
+        generation=generation,
+        account_id=withdrawal.provider_account_id or user.stripe_account_id,
+        transfer_id=withdrawal.provider_transfer_id,
+        account_key=keys["account"],
+        transfer_key=keys["transfer"],
+        payout_key=keys["payout"],
+    )
 
 
 def record_account(session: Session, claim: Claim, account_id: str) -> str:
@@ -206,6 +217,8 @@ def mark_paid(session: Session, claim: Claim, payout_id: str, now: datetime | No
         withdrawal = _load(session, claim.withdrawal_id)
         if withdrawal.status == WithdrawalStatus.PAID and withdrawal.provider_payout_id == payout_id:
             return
+        if withdrawal.status == WithdrawalStatus.PROCESSING:
+            raise _lost(claim)
         raise InvalidTransition(f"a {withdrawal.status} withdrawal cannot be marked paid", status=withdrawal.status)
 
 

@@ -57,7 +57,9 @@ _ALLOWED_FROM = {
 def _find(session: Session, event: PayoutEvent) -> Withdrawal | None:
     if event.payout_id:
         found = session.execute(
-            select(Withdrawal).where(Withdrawal.provider_payout_id == event.payout_id)
+            select(Withdrawal)
+            .where(Withdrawal.provider_payout_id == event.payout_id)
+            .execution_options(populate_existing=True)
         ).scalar_one_or_none()
         if found is not None:
             return found
@@ -66,11 +68,13 @@ def _find(session: Session, event: PayoutEvent) -> Withdrawal | None:
     # Only a payout of the current attempt generation, not yet recorded: after an operator requeue, a late
     # event about the previous generation's payout must not decide the new attempt.
     return session.execute(
-        select(Withdrawal).where(
+        select(Withdrawal)
+        .where(
             Withdrawal.id == event.withdrawal_id,
             Withdrawal.attempt_generation == event.generation,
             Withdrawal.provider_payout_id.is_(None),
         )
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
 
 
