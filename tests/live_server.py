@@ -63,7 +63,7 @@ def start_live_server(env: dict[str, str], workers: int = 4, threads: int = 1) -
         try:
             if requests.get(f"{url}/health", timeout=1).status_code == 200:
                 return LiveServer(process, url, log_path)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a worker still booting may hold the request
             time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"gunicorn did not become healthy:\n{log_path.read_text(errors='replace')}")

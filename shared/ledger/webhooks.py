@@ -104,7 +104,10 @@ def apply_payout_event(session: Session, event: PayoutEvent) -> EventOutcome:
         outcome = EventOutcome.IGNORED
         withdrawal = _find(session, event)
         kind = PayoutEventKind(event.event_type) if event.event_type in set(PayoutEventKind) else None
-        if withdrawal is not None and kind is not None and withdrawal.status in _ALLOWED_FROM[kind]:
+        already_paid = kind is PayoutEventKind.PAID and withdrawal is not None and withdrawal.status == "paid"
+        if already_paid:
+            outcome = EventOutcome.APPLIED  # confirms what the worker recorded; nothing to change
+        elif withdrawal is not None and kind is not None and withdrawal.status in _ALLOWED_FROM[kind]:
             values: dict[str, object] = {"updated_at": now, "lease_expires_at": None}
             if event.payout_id and not withdrawal.provider_payout_id:
                 values["provider_payout_id"] = event.payout_id
