@@ -17,19 +17,25 @@ PAYOUTS_QUEUE = "payouts"
 # (10 s x 10) are fine: the sweeper, not redelivery, is what recovers a killed worker's payout quickly.
 UNACKED_RESTORE_INTERVAL_S = 10
 UNACKED_RESTORE_THROTTLE = 10
+EMBEDDED_BROKER_LOCK_TIMEOUT_S = 30
 # The API fails fast when the broker is down: the request has already committed, the sweeper relays.
 BROKER_CONNECT_TIMEOUT_S = 2
 
 
 def transport_options(config: Config) -> dict[str, Any]:
-    options: dict[str, Any] = {"visibility_timeout": config.celery_visibility_timeout_seconds}
-    if config.broker_url.startswith(("redis://", "rediss://")):
-        options.update(
-            unacked_restore_interval=UNACKED_RESTORE_INTERVAL_S,
-            unacked_restore_throttle=UNACKED_RESTORE_THROTTLE,
-            socket_connect_timeout=BROKER_CONNECT_TIMEOUT_S,
-        )
-    return options
+    url = config.broker_url
+    if url.startswith(("redis://", "rediss://")):
+        return {
+            "visibility_timeout": config.celery_visibility_timeout_seconds,
+            "unacked_restore_interval": UNACKED_RESTORE_INTERVAL_S,
+            "unacked_restore_throttle": UNACKED_RESTORE_THROTTLE,
+            "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_S,
+        }
+    if url.startswith("sqla+sqlite"):
+        # Kombu hands these to create_engine: the thread pool publishes retries from many threads, and the
+        # API, worker and beat processes share the file, so wait for its lock rather than fail.
+        return {"connect_args": {"check_same_thread": False, "timeout": EMBEDDED_BROKER_LOCK_TIMEOUT_S}}
+    return {}
 
 
 def celery_settings(config: Config) -> dict[str, Any]:
