@@ -19,8 +19,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The embedded default keeps its files here so `make run` needs no server installed.
 VAR_DIR = PROJECT_ROOT / "var"
 EMBEDDED_DATABASE_URL = f"sqlite:///{VAR_DIR / 'wallet.sqlite3'}"
-# A payout is at most three Stripe calls: create the connected account, the transfer, the payout.
-PROVIDER_CALLS_PER_PAYOUT = 3
+# A payout is at most four Stripe calls: create the connected account, attach the bank account, transfer, pay out.
+PROVIDER_CALLS_PER_PAYOUT = 4
 
 
 class AppEnv(StrEnum):

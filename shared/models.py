@@ -93,6 +93,8 @@ class Withdrawal(Base):
     # The connected account paid by this withdrawal, and the Stripe idempotency keys of the current attempt
     # generation (the same keys for every retry of an unknown outcome; new ones after an operator requeue).
     provider_account_id: Mapped[str | None] = mapped_column(String(255))
+    # The withdrawal's bank_token attached to that account (recovery point: never attached twice).
+    provider_bank_account_id: Mapped[str | None] = mapped_column(String(255))
     transfer_idempotency_key: Mapped[str | None] = mapped_column(String(255))
     payout_idempotency_key: Mapped[str | None] = mapped_column(String(255))
 

@@ -6,8 +6,9 @@ response again (success or 4xx) with ``Idempotent-Replayed: true``; different pa
 ``idempotency_error``; a key still in flight gets a 409. 429 and 5xx are not stored, as when Stripe answers
 ``Stripe-Should-Retry: true``. Every request is recorded, and created objects are counted.
 
-Behaviour by bank token (like the simulated gateway): ``tok_fail_<code>`` makes account creation fail with
-400 ``<code>``; ``tok_flaky_<n>`` makes the first ``n`` transfer requests of each idempotency key answer 500.
+Behaviour by bank token (like the simulated gateway): ``tok_fail_<code>`` makes attaching the bank account
+fail with 400 ``<code>``; ``tok_flaky_<n>`` makes the first ``n`` payout requests to that bank account, per
+idempotency key, answer 500.
 Tests can also script the next responses of a path, or delay every request of a path.
 """
 
@@ -28,8 +29,15 @@ from urllib.parse import parse_qsl
 
 API_KEY = "sk_test_fake_stripe"
 FLAKY = re.compile(r"^tok_flaky_(\d+)$")
-PREFIX = {"/v1/accounts": "acct", "/v1/transfers": "tr", "/v1/payouts": "po"}
-OBJECT = {"/v1/accounts": "account", "/v1/transfers": "transfer", "/v1/payouts": "payout"}
+EXTERNAL_ACCOUNTS = re.compile(r"^/v1/accounts/(acct_[^/]+)/external_accounts$")
+BANK_ACCOUNTS = "/v1/accounts/*/external_accounts"  # how requests to any account's external accounts are filed
+PREFIX = {"/v1/accounts": "acct", BANK_ACCOUNTS: "ba", "/v1/transfers": "tr", "/v1/payouts": "po"}
+OBJECT = {
+    "/v1/accounts": "account",
+    BANK_ACCOUNTS: "bank_account",
+    "/v1/transfers": "transfer",
+    "/v1/payouts": "payout",
+}
 
 
 @dataclass
@@ -63,7 +71,7 @@ class _State:
     scripts: dict[str, deque[Scripted]] = field(default_factory=lambda: defaultdict(deque))
     delays: dict[str, float] = field(default_factory=dict)
     flaky_seen: Counter[str] = field(default_factory=Counter)
-    account_tokens: dict[str, str] = field(default_factory=dict)
+    bank_tokens: dict[str, str] = field(default_factory=dict)
 
 
 class FakeStripe:
@@ -133,6 +141,9 @@ class FakeStripe:
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         params = dict(parse_qsl(body.decode(), keep_blank_values=True))
+        external = EXTERNAL_ACCOUNTS.match(path)
+        if external:
+            path, params = BANK_ACCOUNTS, params | {"account": external.group(1)}
         key = headers.get("idempotency-key")
         account = headers.get("stripe-account")
         record = Recorded(method, path, key, account, params)
@@ -204,14 +215,14 @@ class FakeStripe:
     ) -> tuple[int, dict[str, str], bytes]:
         if scripted is not None and scripted.status != 200:
             return _error(scripted.status, scripted.error_type, scripted.code, scripted.message)
-        if path == "/v1/accounts":
+        if path == BANK_ACCOUNTS:
             token = params.get("external_account", "")
             if token.startswith("tok_fail_"):
                 code = token.removeprefix("tok_fail_")
                 return _error(400, "invalid_request_error", code, f"The bank account is not usable: {code}")
-        if path == "/v1/transfers":
+        if path == "/v1/payouts":
             with self._lock:
-                token = self._state.account_tokens.get(params.get("destination", ""), "")
+                token = self._state.bank_tokens.get(params.get("destination", ""), "")
                 flaky = FLAKY.match(token)
                 if flaky and key:
                     self._state.flaky_seen[key] += 1
@@ -224,18 +235,20 @@ class FakeStripe:
         object_id = f"{PREFIX[path]}_fake{next(self._ids):06d}"
         metadata = {k[len("metadata[") : -1]: v for k, v in params.items() if k.startswith("metadata[")}
         obj: dict[str, Any] = {"id": object_id, "object": OBJECT[path], "livemode": False, "metadata": metadata}
+        if path in ("/v1/transfers", "/v1/payouts"):
+            obj.update(amount=int(params.get("amount", "0")), currency=params.get("currency"))
         if path == "/v1/accounts":
             obj.update(type=params.get("type"), country=params.get("country"), email=params.get("email"))
-        else:
-            obj.update(amount=int(params.get("amount", "0")), currency=params.get("currency"))
+        elif path == BANK_ACCOUNTS:
+            obj.update(account=params.get("account"), last4="6789", default_for_currency=True)
         if path == "/v1/transfers":
             obj.update(destination=params.get("destination"), transfer_group=params.get("transfer_group"))
         if path == "/v1/payouts":
-            obj.update(status="pending", account=account)
+            obj.update(status="pending", account=account, destination=params.get("destination"))
         with self._lock:
             self._state.created[path][object_id] = obj
-            if path == "/v1/accounts":
-                self._state.account_tokens[object_id] = params.get("external_account", "")
+            if path == BANK_ACCOUNTS:
+                self._state.bank_tokens[object_id] = params.get("external_account", "")
         return obj
 
 

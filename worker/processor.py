@@ -68,6 +68,7 @@ def _pay(runtime: Runtime, session: Session, claim: ledger.Claim) -> Result:
         attempt=claim.attempt,
         generation=claim.generation,
         account_key=claim.account_key,
+        bank_account_key=claim.bank_account_key,
         transfer_key=claim.transfer_key,
         payout_key=claim.payout_key,
     )
@@ -75,9 +76,13 @@ def _pay(runtime: Runtime, session: Session, claim: ledger.Claim) -> Result:
         account_id = claim.account_id
         if account_id is None:
             account_id = ledger.record_account(session, claim, gateway.create_account(instruction))
+        bank_account_id = claim.bank_account_id
+        if bank_account_id is None:
+            bank_account_id = gateway.attach_bank_account(instruction, account_id)
+            ledger.record_bank_account(session, claim, account_id, bank_account_id)
         if claim.transfer_id is None:
             ledger.record_transfer(session, claim, account_id, gateway.create_transfer(instruction, account_id))
-        payout_id = gateway.create_payout(instruction, account_id)
+        payout_id = gateway.create_payout(instruction, account_id, bank_account_id)
         ledger.mark_paid(session, claim, payout_id)
     except PermanentPayoutError as exc:
         log.warning("withdrawal %s failed permanently: %s", claim.withdrawal_id, exc)

@@ -12,13 +12,30 @@ from worker.celery_app import app
 from worker.runtime import get_runtime
 
 
-@app.task(name=PROCESS_WITHDRAWAL_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+class PayoutFailed(Exception):
+    """Raised after a withdrawal was recorded as failed, so the task shows as FAILURE in Flower.
+
+    The database is already up to date and the message is acknowledged (an expected error, not redelivered);
+    the exception text names the withdrawal and its failure code for the operator who requeues or cancels it.
+    """
+
+
+@app.task(
+    name=PROCESS_WITHDRAWAL_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    throws=(PayoutFailed,),
+)
 def process_withdrawal(self: Task, withdrawal_id: str) -> str:
     """Pay one withdrawal. Retries itself with backoff on transient errors (the budget lives in the database)."""
     result = processor.process_withdrawal(get_runtime(), uuid.UUID(withdrawal_id))
     if result.outcome is processor.Outcome.RETRY:
         # max_retries=None: PAYOUT_MAX_ATTEMPTS, counted on the withdrawal row, is the only limit.
         raise self.retry(countdown=result.retry_in, max_retries=None)
+    if result.outcome is processor.Outcome.FAILED:
+        raise PayoutFailed(f"withdrawal {withdrawal_id} failed: {result.detail}; funds held for an operator")
     return f"{result.outcome}: {result.detail}"
 
 

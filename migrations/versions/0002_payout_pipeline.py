@@ -1,7 +1,7 @@
 """payout pipeline: operator audit, applied webhook events, withdrawal keys
 
 Adds what the payout worker, the Stripe webhooks and the operator tools need: on withdrawals the retry
-schedule (next_attempt_at), the connected account paid and the idempotency keys of the current attempt
+schedule (next_attempt_at), the connected account and bank account paid and the idempotency keys of the current attempt
 generation, and a unique index on provider_payout_id (webhooks look withdrawals up by it); the
 operator_actions audit table; and applied_webhook_events, which makes every webhook event id apply once.
 
@@ -55,6 +55,7 @@ def upgrade() -> None:
     with op.batch_alter_table("withdrawals", schema=None) as batch_op:
         batch_op.add_column(sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("provider_account_id", sa.String(length=255), nullable=True))
+        batch_op.add_column(sa.Column("provider_bank_account_id", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("transfer_idempotency_key", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("payout_idempotency_key", sa.String(length=255), nullable=True))
         batch_op.create_index("ix_withdrawals_provider_payout_id", ["provider_payout_id"], unique=True)
@@ -65,6 +66,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_withdrawals_provider_payout_id")
         batch_op.drop_column("payout_idempotency_key")
         batch_op.drop_column("transfer_idempotency_key")
+        batch_op.drop_column("provider_bank_account_id")
         batch_op.drop_column("provider_account_id")
         batch_op.drop_column("next_attempt_at")
 

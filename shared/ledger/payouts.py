@@ -50,8 +50,10 @@ class Claim:
     attempt: int
     generation: int
     account_id: str | None
+    bank_account_id: str | None
     transfer_id: str | None
     account_key: str
+    bank_account_key: str
     transfer_key: str
     payout_key: str
 
@@ -114,7 +116,8 @@ def _take(
     session: Session, withdrawal: Withdrawal, same_state: list[ColumnElement[bool]], policy: PayoutPolicy, now: datetime
 ) -> Claim:
     generation = withdrawal.attempt_generation
-    keys = {step: idempotency_key(withdrawal.id, generation, step) for step in ("account", "transfer", "payout")}
+    steps = ("account", "bank_account", "transfer", "payout")
+    keys = {step: idempotency_key(withdrawal.id, generation, step) for step in steps}
     won = rowcount(
         session,
         update(Withdrawal)
@@ -142,8 +145,10 @@ def _take(
         attempt=withdrawal.attempts + 1,
         generation=generation,
         account_id=withdrawal.provider_account_id or user.stripe_account_id,
+        bank_account_id=withdrawal.provider_bank_account_id,
         transfer_id=withdrawal.provider_transfer_id,
         account_key=keys["account"],
+        bank_account_key=keys["bank_account"],
         transfer_key=keys["transfer"],
         payout_key=keys["payout"],
     )
@@ -166,6 +171,15 @@ def record_account(session: Session, claim: Claim, account_id: str) -> str:
         _update_fenced(session, claim, provider_account_id=stored)
     assert stored is not None
     return stored
+
+
+def record_bank_account(session: Session, claim: Claim, account_id: str, bank_account_id: str) -> None:
+    """Recovery point: this withdrawal's bank token is attached to the account; never attach it again. Commits.
+
+    Stripe bank tokens are single-use, so attaching again after a requeue would be refused.
+    """
+    with atomic(session):
+        _update_fenced(session, claim, provider_account_id=account_id, provider_bank_account_id=bank_account_id)
 
 
 def record_transfer(session: Session, claim: Claim, account_id: str, transfer_id: str) -> None:

@@ -1,8 +1,9 @@
 """The payout gateway protocol: three idempotent steps, each keyed by the caller.
 
-A payout through Stripe Connect is: create the user's connected account (first withdrawal only, with the
-bank token as its external account), transfer the amount from the platform to that account, then pay it out
-from that account to the bank. The worker records each result before the next step (recovery points).
+A payout through Stripe Connect is: create the user's connected account (first withdrawal only), attach the
+withdrawal's bank token to it as an external account, transfer the amount from the platform to that account,
+then pay it out from that account to that bank account. The worker records each result before the next step
+(recovery points), so no step is repeated once it is known to have happened.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class PayoutInstruction:
     attempt: int
     generation: int
     account_key: str
+    bank_account_key: str
     transfer_key: str
     payout_key: str
 
@@ -54,13 +56,17 @@ class PayoutGateway(Protocol):
     name: str
 
     def create_account(self, instruction: PayoutInstruction) -> str:
-        """Create the user's connected account with the bank token attached; return its id."""
+        """Create the user's connected account; return its id."""
+        ...
+
+    def attach_bank_account(self, instruction: PayoutInstruction, account_id: str) -> str:
+        """Attach the withdrawal's bank token to ``account_id``; return the bank account id."""
         ...
 
     def create_transfer(self, instruction: PayoutInstruction, account_id: str) -> str:
         """Move the amount from the platform balance to ``account_id``; return the transfer id."""
         ...
 
-    def create_payout(self, instruction: PayoutInstruction, account_id: str) -> str:
-        """Pay the amount out of ``account_id`` to its bank account; return the payout id."""
+    def create_payout(self, instruction: PayoutInstruction, account_id: str, bank_account_id: str) -> str:
+        """Pay the amount out of ``account_id`` to ``bank_account_id``; return the payout id."""
         ...

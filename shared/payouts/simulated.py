@@ -1,6 +1,6 @@
 """A gateway that pays nothing and needs no network, deterministic by bank token (the embedded default).
 
-- ``tok_fail_<code>``: the transfer is refused permanently with failure code ``<code>``;
+- ``tok_fail_<code>``: attaching the bank account is refused permanently with failure code ``<code>``;
 - ``tok_flaky_<n>``: the payout fails transiently on the first ``n`` attempts, then succeeds;
 - anything else succeeds.
 
@@ -32,13 +32,16 @@ class SimulatedGateway:
     def create_account(self, instruction: PayoutInstruction) -> str:
         return _object_id("acct", f"user-{instruction.user_id}")
 
-    def create_transfer(self, instruction: PayoutInstruction, account_id: str) -> str:
+    def attach_bank_account(self, instruction: PayoutInstruction, account_id: str) -> str:
         if instruction.bank_token.startswith(FAIL_PREFIX):
             code = instruction.bank_token.removeprefix(FAIL_PREFIX) or "declined"
             raise PermanentPayoutError(code, f"simulated permanent failure: {code}")
+        return _object_id("ba", instruction.bank_account_key)
+
+    def create_transfer(self, instruction: PayoutInstruction, account_id: str) -> str:
         return _object_id("tr", instruction.transfer_key)
 
-    def create_payout(self, instruction: PayoutInstruction, account_id: str) -> str:
+    def create_payout(self, instruction: PayoutInstruction, account_id: str, bank_account_id: str) -> str:
         if self._latency_s:
             time.sleep(self._latency_s)
         flaky = FLAKY_PATTERN.match(instruction.bank_token)

@@ -40,7 +40,6 @@ class StripeGateway:
             "type": "custom",
             "country": self._country,
             "capabilities": {"transfers": {"requested": True}},
-            "external_account": instruction.bank_token,
             "metadata": {"user_id": str(instruction.user_id)},
         }
         if instruction.email:
@@ -53,6 +52,17 @@ class StripeGateway:
             ),
         )
         return str(account.id)
+
+    def attach_bank_account(self, instruction: PayoutInstruction, account_id: str) -> str:
+        bank_account = _call(
+            "attach bank account",
+            lambda: self._client.v1.accounts.external_accounts.create(
+                account_id,
+                {"external_account": instruction.bank_token, "default_for_currency": True},
+                {"idempotency_key": instruction.bank_account_key},
+            ),
+        )
+        return str(bank_account.id)
 
     def create_transfer(self, instruction: PayoutInstruction, account_id: str) -> str:
         transfer = _call(
@@ -70,11 +80,16 @@ class StripeGateway:
         )
         return str(transfer.id)
 
-    def create_payout(self, instruction: PayoutInstruction, account_id: str) -> str:
+    def create_payout(self, instruction: PayoutInstruction, account_id: str, bank_account_id: str) -> str:
         payout = _call(
             "create payout",
             lambda: self._client.v1.payouts.create(
-                {"amount": instruction.amount_cents, "currency": self._currency, "metadata": instruction.metadata},
+                {
+                    "amount": instruction.amount_cents,
+                    "currency": self._currency,
+                    "destination": bank_account_id,
+                    "metadata": instruction.metadata,
+                },
                 {"idempotency_key": instruction.payout_key, "stripe_account": account_id},
             ),
         )

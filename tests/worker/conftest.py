@@ -19,7 +19,7 @@ from tests.live_server import LiveServer, start_live_server
 from tests.worker.harness import CeleryProcess, RedisServer, process_env, start_worker
 
 STRIPE_TIMEOUT_S = 1
-LEASE_S = 4  # must exceed 3 Stripe calls x STRIPE_TIMEOUT_S
+LEASE_S = 5  # must exceed 4 Stripe calls x STRIPE_TIMEOUT_S
 SWEEP_S = 1
 MAX_ATTEMPTS = 4
 WEBHOOK_SECRET = "whsec_test_secret"

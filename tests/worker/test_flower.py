@@ -48,6 +48,20 @@ def test_flower_sees_the_worker_and_a_payout_task(flower: str, api_server: LiveS
         mine = [t for t in tasks.values() if withdrawal["id"] in str(t.get("args"))]
         if mine and mine[0]["state"] == "SUCCESS":
             assert mine[0]["name"] == "worker.tasks.process_withdrawal"
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"Flower never showed the task as SUCCESS: {tasks}")
+
+    # A payout that failed shows as FAILURE, naming the withdrawal and its code, for the operator to act on.
+    refused = user.withdraw(300, "tok_fail_account_closed", fund=10)
+    user.wait_for(refused["id"], {"failed"})
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        tasks = requests.get(f"{flower}/api/tasks", params={"state": "FAILURE"}, auth=AUTH, timeout=10).json()
+        failures = [t for t in tasks.values() if refused["id"] in str(t.get("exception"))]
+        if failures:
+            assert "account_closed" in failures[0]["exception"]
             return
         time.sleep(0.5)
-    raise AssertionError(f"Flower never showed the task as SUCCESS: {tasks}")
+    raise AssertionError(f"Flower never showed the failed payout: {tasks}")

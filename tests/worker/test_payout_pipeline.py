@@ -14,7 +14,7 @@ from shared import ledger
 from shared.config import Config
 from shared.db import Database
 from shared.models import Withdrawal
-from tests.fake_stripe import FakeStripe, Scripted, payout_event, sign_webhook
+from tests.fake_stripe import BANK_ACCOUNTS, FakeStripe, Scripted, payout_event, sign_webhook
 from tests.worker.conftest import WEBHOOK_SECRET, Client
 from tests.worker.harness import CeleryProcess
 
@@ -34,12 +34,17 @@ def test_withdraw_is_paid_with_one_call_per_step(
     paid = alice.wait_for(withdrawal["id"], {"paid"})
     assert (paid["attempts"], paid["failure_code"]) == (1, None)
     assert alice.balance() == 700
-    assert [len(fake_stripe.requests(p)) for p in ("/v1/accounts", "/v1/transfers", "/v1/payouts")] == [1, 1, 1]
+    steps = ("/v1/accounts", BANK_ACCOUNTS, "/v1/transfers", "/v1/payouts")
+    assert [len(fake_stripe.requests(p)) for p in steps] == [1, 1, 1, 1]
     assert fake_stripe.payouts_by_withdrawal() == {withdrawal["id"]: 1}
-    # A second withdrawal reuses the connected account created by the first.
-    second = alice.withdraw(200, "btok_us_verified", fund=0 + 10)
+    # A second withdrawal reuses the connected account created by the first, and pays to its own bank token.
+    second = alice.withdraw(200, "btok_second_bank", fund=10)
     alice.wait_for(second["id"], {"paid"})
     assert len(fake_stripe.created("/v1/accounts")) == 1
+    assert [r.params["external_account"] for r in fake_stripe.requests(BANK_ACCOUNTS)] == [
+        "btok_us_verified",
+        "btok_second_bank",
+    ]
     assert_books_balance(database)
 
 
@@ -84,11 +89,11 @@ def test_transient_failures_are_retried_with_the_same_key_until_paid(
     withdrawal = dave.withdraw(300, "tok_flaky_2")
     paid = dave.wait_for(withdrawal["id"], {"paid"})
     assert paid["attempts"] == 3
-    transfers = fake_stripe.requests("/v1/transfers")
-    assert [r.status for r in transfers] == [500, 500, 200]
-    assert len({r.idempotency_key for r in transfers}) == 1
-    assert len(fake_stripe.created("/v1/transfers")) == 1
+    payouts = fake_stripe.requests("/v1/payouts")
+    assert [r.status for r in payouts] == [500, 500, 200]
+    assert len({r.idempotency_key for r in payouts}) == 1
     assert fake_stripe.payouts_by_withdrawal() == {withdrawal["id"]: 1}
+    assert [len(fake_stripe.requests(p)) for p in ("/v1/accounts", BANK_ACCOUNTS, "/v1/transfers")] == [1, 1, 1]
     assert_books_balance(database)
 
 
@@ -101,7 +106,7 @@ def test_operator_requeue_after_a_definite_failure_pays_with_new_keys(
     fake_stripe.reset()
     # The payout is declined once: the withdrawal fails; the operator fixes things and requeues.
     fake_stripe.script("/v1/payouts", Scripted(400, "invalid_request_error", "bank_account_restricted", "no"))
-    again = erin.withdraw(200, "btok_us_verified", fund=0 + 10)
+    again = erin.withdraw(200, "btok_us_verified", fund=10)
     failed = erin.wait_for(again["id"], {"failed"})
     assert failed["failure_code"] == "bank_account_restricted"
     cli = create_app(stack_config).test_cli_runner()

@@ -37,13 +37,17 @@ class ScriptedGateway:
         self._step("account", instruction, instruction.account_key)
         return SimulatedGateway().create_account(instruction)
 
+    def attach_bank_account(self, instruction: PayoutInstruction, account_id: str) -> str:
+        self._step("bank_account", instruction, instruction.bank_account_key)
+        return SimulatedGateway().attach_bank_account(instruction, account_id)
+
     def create_transfer(self, instruction: PayoutInstruction, account_id: str) -> str:
         self._step("transfer", instruction, instruction.transfer_key)
         return SimulatedGateway().create_transfer(instruction, account_id)
 
-    def create_payout(self, instruction: PayoutInstruction, account_id: str) -> str:
+    def create_payout(self, instruction: PayoutInstruction, account_id: str, bank_account_id: str) -> str:
         self._step("payout", instruction, instruction.payout_key)
-        return SimulatedGateway().create_payout(instruction, account_id)
+        return SimulatedGateway().create_payout(instruction, account_id, bank_account_id)
 
 
 @pytest.fixture
@@ -64,7 +68,8 @@ def test_pays_through_account_transfer_and_payout(runtime: Runtime, db_session: 
     row = reload(db_session, withdrawal)
     assert (row.status, row.attempts) == ("paid", 1)
     assert row.provider_account_id and row.provider_transfer_id and row.provider_payout_id == result.detail
-    assert [step for step, _ in gateway(runtime).calls] == ["account", "transfer", "payout"]
+    assert row.provider_bank_account_id
+    assert [step for step, _ in gateway(runtime).calls] == ["account", "bank_account", "transfer", "payout"]
     assert ledger.verify(db_session) == []
 
 
@@ -89,8 +94,8 @@ def test_a_transient_error_releases_for_a_retry_with_backoff(runtime: Runtime, d
 
     assert process_withdrawal(runtime, withdrawal.id).outcome is Outcome.PAID
     steps = gateway(runtime).calls
-    assert [s for s, _ in steps] == ["account", "transfer", "payout", "payout"]  # no second transfer
-    assert steps[2][1] == steps[3][1]  # same idempotency key for the unknown outcome
+    assert [s for s, _ in steps] == ["account", "bank_account", "transfer", "payout", "payout"]  # no repeats
+    assert steps[3][1] == steps[4][1]  # same idempotency key for the unknown outcome
 
 
 def test_transient_errors_past_the_budget_fail_as_retries_exhausted(runtime: Runtime, db_session: Session) -> None:
@@ -109,7 +114,7 @@ def test_duplicate_deliveries_and_unknown_ids_are_skipped(runtime: Runtime, db_s
     assert process_withdrawal(runtime, withdrawal.id).outcome is Outcome.PAID
     assert process_withdrawal(runtime, withdrawal.id).outcome is Outcome.SKIPPED
     assert process_withdrawal(runtime, uuid.uuid4()).outcome is Outcome.SKIPPED
-    assert len(gateway(runtime).calls) == 3
+    assert len(gateway(runtime).calls) == 4
 
 
 def test_a_claim_left_by_a_dead_worker_at_the_budget_fails_without_calling(

@@ -12,7 +12,7 @@ import pytest
 from shared.payouts.gateway import PayoutInstruction, PermanentPayoutError, TransientPayoutError
 from shared.payouts.keys import idempotency_key
 from shared.payouts.stripe_gateway import StripeGateway
-from tests.fake_stripe import API_KEY, FakeStripe, Scripted
+from tests.fake_stripe import API_KEY, BANK_ACCOUNTS, FakeStripe, Scripted
 
 TIMEOUT_S = 1
 
@@ -45,6 +45,7 @@ def instruction(bank_token: str = "btok_us_verified", generation: int = 0) -> Pa
         attempt=1,
         generation=generation,
         account_key=idempotency_key(withdrawal_id, generation, "account"),
+        bank_account_key=idempotency_key(withdrawal_id, generation, "bank_account"),
         transfer_key=idempotency_key(withdrawal_id, generation, "transfer"),
         payout_key=idempotency_key(withdrawal_id, generation, "payout"),
     )
@@ -53,22 +54,30 @@ def instruction(bank_token: str = "btok_us_verified", generation: int = 0) -> Pa
 def test_success_sends_each_step_with_its_idempotency_key(fake: FakeStripe) -> None:
     gw, ins = gateway(fake.url), instruction()
     account = gw.create_account(ins)
+    bank = gw.attach_bank_account(ins, account)
     transfer = gw.create_transfer(ins, account)
-    payout = gw.create_payout(ins, account)
-    assert (account[:5], transfer[:3], payout[:3]) == ("acct_", "tr_", "po_")
+    payout = gw.create_payout(ins, account, bank)
+    assert (account[:5], bank[:3], transfer[:3], payout[:3]) == ("acct_", "ba_", "tr_", "po_")
     sent = fake.requests()
-    assert [r.path for r in sent] == ["/v1/accounts", "/v1/transfers", "/v1/payouts"]
-    assert [r.idempotency_key for r in sent] == [ins.account_key, ins.transfer_key, ins.payout_key]
-    assert sent[0].params["external_account"] == "btok_us_verified"
-    assert sent[1].params.items() >= {"amount": "1234", "currency": "usd", "destination": account}.items()
-    assert sent[2].stripe_account == account  # the payout is made on the connected account
-    assert sent[2].params["metadata[withdrawal_id]"] == str(ins.withdrawal_id)
+    assert [r.path for r in sent] == ["/v1/accounts", BANK_ACCOUNTS, "/v1/transfers", "/v1/payouts"]
+    assert [r.idempotency_key for r in sent] == [
+        ins.account_key,
+        ins.bank_account_key,
+        ins.transfer_key,
+        ins.payout_key,
+    ]
+    assert sent[0].params.items() >= {"type": "custom", "country": "US", "email": "payee@example.com"}.items()
+    assert sent[1].params.items() >= {"account": account, "external_account": "btok_us_verified"}.items()
+    assert sent[2].params.items() >= {"amount": "1234", "currency": "usd", "destination": account}.items()
+    assert sent[3].stripe_account == account  # the payout is made on the connected account, to the bank
+    assert sent[3].params["destination"] == bank
+    assert sent[3].params["metadata[withdrawal_id]"] == str(ins.withdrawal_id)
 
 
 def test_same_key_is_replayed_not_paid_twice(fake: FakeStripe) -> None:
     gw, ins = gateway(fake.url), instruction()
-    first = gw.create_payout(ins, "acct_x")
-    second = gw.create_payout(ins, "acct_x")
+    first = gw.create_payout(ins, "acct_x", "ba_x")
+    second = gw.create_payout(ins, "acct_x", "ba_x")
     assert first == second
     assert len(fake.created("/v1/payouts")) == 1
     assert [r.replayed for r in fake.requests("/v1/payouts")] == [False, True]
@@ -144,11 +153,11 @@ def test_slow_response_past_the_timeout_is_transient_and_the_retry_gets_the_stor
     fake.script("/v1/payouts", Scripted(200, delay_s=TIMEOUT_S + 0.5))
     started = time.monotonic()
     with pytest.raises(TransientPayoutError) as raised:
-        gw.create_payout(ins, "acct_x")
+        gw.create_payout(ins, "acct_x", "ba_x")
     assert raised.value.code == "provider_unreachable"
     assert time.monotonic() - started < TIMEOUT_S + 0.4
     time.sleep(0.7)  # the fake finishes the slow request and stores it, as Stripe would
-    payout = gw.create_payout(ins, "acct_x")
+    payout = gw.create_payout(ins, "acct_x", "ba_x")
     assert list(fake.created("/v1/payouts")) == [payout]  # outcome was unknown; the same key made it once
 
 
@@ -161,7 +170,7 @@ def test_connection_refused_is_transient() -> None:
     assert raised.value.code == "provider_unreachable"
 
 
-def test_fail_token_refuses_account_creation(fake: FakeStripe) -> None:
+def test_fail_token_refuses_the_bank_account(fake: FakeStripe) -> None:
     with pytest.raises(PermanentPayoutError) as raised:
-        gateway(fake.url).create_account(instruction("tok_fail_account_closed"))
+        gateway(fake.url).attach_bank_account(instruction("tok_fail_account_closed"), "acct_x")
     assert raised.value.code == "account_closed"
