@@ -182,7 +182,7 @@ class Config:
         "CELERY_WORKER_CONCURRENCY", _int, 16, "payouts one worker runs at once (threads)"
     )
     flower_basic_auth: str | None = _setting(
-        "FLOWER_BASIC_AUTH", _optional_str, None, "user:password for Flower (read by Flower itself); required in prod"
+        "FLOWER_BASIC_AUTH", _optional_str, None, "user:password for Flower (read by Flower itself)"
     )
 
     def __post_init__(self) -> None:

@@ -95,3 +95,17 @@ def test_the_worker_refuses_the_simulated_gateway_in_production() -> None:
     env.update(APP_ENV="production", FIREBASE_PROJECT_ID="p")
     result = _imports("import worker.celery_app", env)
     assert result.returncode != 0 and "needs the Stripe gateway" in result.stderr
+
+
+def test_every_payout_setting_is_documented() -> None:
+    env_example = (PROJECT_ROOT / ".env.example").read_text()
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    payout_vars = [
+        name
+        for name in Config.documented_variables()
+        if name.startswith(("PAYOUT_", "STRIPE_", "SIMULATED_", "CELERY_WORKER", "CELERY_VISIBILITY", "FLOWER_"))
+    ]
+    assert len(payout_vars) == 17
+    for name in payout_vars:
+        assert f"\n{name}=" in env_example, name
+        assert name in readme, name
