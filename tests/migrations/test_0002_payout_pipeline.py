@@ -1,0 +1,51 @@
+"""Migration 0002 upgrades a 0001 database, matches the models exactly, and downgrades cleanly."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import make_url
+
+from shared.db import Base
+from shared.migrations import alembic_config
+from tests.conftest import ADMIN_DATABASE_URL, _admin_engine
+
+PAYOUT_TABLES = {"operator_actions", "applied_webhook_events"}
+
+
+@pytest.fixture
+def empty_database() -> Iterator[str]:
+    name = f"wallet_mig_{uuid.uuid4().hex[:10]}"
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(ADMIN_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_0002_up_matches_the_models_and_down_restores_0001(empty_database: str) -> None:
+    config = alembic_config(empty_database)
+    command.upgrade(config, "0001")
+    command.upgrade(config, "0002")
+    engine = sa.create_engine(empty_database)
+    with engine.connect() as conn:
+        assert set(sa.inspect(conn).get_table_names()) >= PAYOUT_TABLES
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    command.downgrade(config, "0001")
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        assert not PAYOUT_TABLES & set(inspector.get_table_names())
+        assert "next_attempt_at" not in {c["name"] for c in inspector.get_columns("withdrawals")}
+    command.upgrade(config, "head")
+    engine.dispose()
