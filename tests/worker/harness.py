@@ -82,6 +82,7 @@ class CeleryProcess:
     command: list[str]
     env: dict[str, str]
     ready_marker: str | None
+    leftovers: list[Path] = field(default_factory=list)
     log_path: Path = field(init=False)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
@@ -120,6 +121,7 @@ class CeleryProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
             self.process = None
+        self._remove_files()
 
     def stop(self) -> None:
         if self.process is not None:
@@ -130,6 +132,12 @@ class CeleryProcess:
                 self.process.kill()
                 self.process.wait()
             self.process = None
+        self._remove_files()
+
+    def _remove_files(self) -> None:
+        self.log_path.unlink(missing_ok=True)
+        for path in self.leftovers:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def start_worker(env: dict[str, str], name: str, concurrency: int = 4) -> CeleryProcess:
@@ -138,8 +146,10 @@ def start_worker(env: dict[str, str], name: str, concurrency: int = 4) -> Celery
 
 
 def start_beat(env: dict[str, str]) -> CeleryProcess:
-    schedule = tempfile.mktemp(prefix="wallet-beat-")
-    return CeleryProcess(["beat", "-l", "INFO", "-s", schedule], env, ready_marker="beat: Starting").start()
+    schedule = Path(tempfile.mkdtemp(prefix="wallet-beat-")) / "schedule"
+    beat = CeleryProcess(["beat", "-l", "INFO", "-s", str(schedule)], env, ready_marker="beat: Starting")
+    beat.leftovers = [schedule.parent]
+    return beat.start()
 
 
 def start_flower(env: dict[str, str], port: int) -> CeleryProcess:
