@@ -21,7 +21,7 @@ blp = Blueprint("withdrawals", __name__, description="Withdrawals to a bank acco
 @blp.json_body(WithdrawRequest)
 @blp.response(202, WithdrawResponse)
 def create_withdrawal(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
-    policy = ledger.WithdrawalPolicy(min_cents=get_config().withdrawal_min_cents)
+    policy = ledger.WithdrawalPolicy.from_config(get_config())
     result = ledger.request_withdrawal(
         db_session(), current_account(), body["amount_cents"], body["bank_token"], policy
     )

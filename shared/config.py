@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from limits import parse_many
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The embedded default keeps its files here so `make run` needs no server installed.
@@ -32,6 +35,10 @@ class AppEnv(StrEnum):
 class ConfigError(ValueError):
     """A setting is missing, malformed, or unsafe for the environment it is used in."""
 
+
+# The broker conventionally owns REDIS_URL's database (0); the rate limiter's keys live apart in this one so
+# that flushing or evicting one never touches the other.
+RATE_LIMIT_DEFAULT_REDIS_DB = 1
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -185,12 +192,36 @@ class Config:
         "FLOWER_BASIC_AUTH", _optional_str, None, "user:password for Flower (read by Flower itself)"
     )
 
+    # Guards: rate limiting, withdrawal policy, production safety (issue 4)
+    rate_limit_deposits: str = _setting(
+        "RATE_LIMIT_DEPOSITS", _str, "5/second", "deposits allowed per wallet, in limits notation (e.g. 5/second)"
+    )
+    rate_limit_storage_url: str | None = _setting(
+        "RATE_LIMIT_STORAGE_URL",
+        _optional_str,
+        None,
+        "rate limiter storage; defaults to REDIS_URL's server on database 1, else memory:// (per process)",
+    )
+    withdrawal_daily_max_cents: int = _setting(
+        "WITHDRAWAL_DAILY_MAX_CENTS", _int, 50_000, "most a user may withdraw over any rolling 24 hours"
+    )
+    withdrawal_max_pending: int = _setting(
+        "WITHDRAWAL_MAX_PENDING", _int, 3, "most withdrawals a user may have pending or processing at once"
+    )
+    cors_origins: tuple[str, ...] = _setting(
+        "CORS_ORIGINS", _csv, (), "comma-separated browser origins allowed by CORS; empty disables CORS"
+    )
+    allow_simulated_payouts: bool = _setting(
+        "ALLOW_SIMULATED_PAYOUTS", _bool, False, "let APP_ENV=production run with the simulated payout gateway"
+    )
+
     def __post_init__(self) -> None:
         if self.plastic_rate_cents <= 0 or self.aluminum_rate_cents <= 0:
             raise ConfigError("material rates must be positive integers of cents")
         if self.withdrawal_min_cents < 1:
             raise ConfigError("WITHDRAWAL_MIN_CENTS must be at least 1")
         self._check_payout_settings()
+        self._check_guards()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -232,11 +263,36 @@ class Config:
             raise ConfigError("FIREBASE_AUTH_EMULATOR_HOST must not be set when APP_ENV=production")
         if not self.firebase_project_id:
             raise ConfigError("FIREBASE_PROJECT_ID is required when APP_ENV=production")
+        if _same_redis_database(self.rate_limit_storage, self.broker_url):
+            raise ConfigError("the rate limiter and the Celery broker must use different Redis databases")
 
     @classmethod
     def documented_variables(cls) -> dict[str, str]:
         """Environment variable name -> description, for docs and the .env.example check."""
         return {f.metadata["env"]: f.metadata["doc"] for f in dataclasses.fields(cls)}
+
+    # -- guards ----------------------------------------------------------------------------------------------
+
+    @property
+    def rate_limit_storage(self) -> str:
+        """Where the rate limiter counts: its own Redis database, never the broker's (see README)."""
+        if self.rate_limit_storage_url:
+            return self.rate_limit_storage_url
+        if self.redis_url:
+            return _with_redis_db(self.redis_url, RATE_LIMIT_DEFAULT_REDIS_DB)
+        return "memory://"
+
+    def _check_guards(self) -> None:
+        try:
+            parsed = parse_many(self.rate_limit_deposits)
+        except ValueError:
+            parsed = []
+        if not parsed:
+            raise ConfigError(f"RATE_LIMIT_DEPOSITS must look like '5/second', got {self.rate_limit_deposits!r}")
+        if self.withdrawal_daily_max_cents < self.withdrawal_min_cents:
+            raise ConfigError("WITHDRAWAL_DAILY_MAX_CENTS must be at least WITHDRAWAL_MIN_CENTS")
+        if self.withdrawal_max_pending < 1:
+            raise ConfigError("WITHDRAWAL_MAX_PENDING must be at least 1")
 
     # -- payouts ---------------------------------------------------------------------------------------------
 
@@ -273,3 +329,21 @@ class Config:
                 "CELERY_VISIBILITY_TIMEOUT_SECONDS must exceed PAYOUT_LEASE_SECONDS + PAYOUT_RETRY_MAX_MS "
                 f"({longest_hold}s)"
             )
+
+
+def _with_redis_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def _redis_database(url: str) -> tuple[str, int] | None:
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss"}:
+        return None
+    db = parts.path.strip("/") or "0"
+    return (f"{parts.hostname}:{parts.port or 6379}", int(db) if db.isdigit() else 0)
+
+
+def _same_redis_database(first: str, second: str) -> bool:
+    a, b = _redis_database(first), _redis_database(second)
+    return a is not None and a == b

@@ -27,6 +27,9 @@ from tests.live_server import LiveServer, start_live_server
 ADMIN_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
+# For tests about something other than rate limiting.
+UNLIMITED_DEPOSITS = "100000/second"
+
 HOW_TO_START = """
 The test suite needs real PostgreSQL and Redis.
   PostgreSQL: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start
@@ -105,6 +108,8 @@ def config(database_url: str) -> Config:
         firebase_project_id="demo-test",
         # POST /withdraw enqueues a payout; without a worker in the test, an in-memory broker swallows it.
         celery_broker_url="memory://",
+        # Rate limiting has its own tests (tests/api/test_ratelimit*.py); elsewhere it must not get in the way.
+        rate_limit_deposits=UNLIMITED_DEPOSITS,
     )
 
 
@@ -130,6 +135,7 @@ def live_server(database_url: str, database: Database) -> Iterator[LiveServer]:
         "AUTH_DEV_BYPASS": "true",
         "FIREBASE_PROJECT_ID": "demo-test",
         "CELERY_BROKER_URL": "memory://",  # no worker here: payouts enqueued into the server's memory
+        "RATE_LIMIT_DEPOSITS": UNLIMITED_DEPOSITS,
     }
     server = start_live_server(env)
     try:

@@ -4,11 +4,13 @@ from shared.ledger.accounts import Account, get_or_create_account, get_wallet
 from shared.ledger.deposits import DepositResult, deposit
 from shared.ledger.errors import (
     AmountBelowMinimum,
+    DailyLimitExceeded,
     InsufficientFunds,
     InvalidCursor,
     InvalidTransition,
     LedgerError,
     NotFound,
+    TooManyPendingWithdrawals,
 )
 from shared.ledger.history import Page, list_transactions, list_withdrawals
 from shared.ledger.operations import cancel, list_for_operator, operator_actions, requeue
@@ -35,6 +37,7 @@ __all__ = [
     "Account",
     "AmountBelowMinimum",
     "Claim",
+    "DailyLimitExceeded",
     "DepositResult",
     "EventOutcome",
     "InsufficientFunds",
@@ -47,6 +50,7 @@ __all__ = [
     "PayoutEvent",
     "PayoutPolicy",
     "RetriesExhausted",
+    "TooManyPendingWithdrawals",
     "WithdrawalPolicy",
     "WithdrawalResult",
     "apply_payout_event",

@@ -28,6 +28,14 @@ class AmountBelowMinimum(LedgerError):
     code = "amount_below_minimum"
 
 
+class DailyLimitExceeded(LedgerError):
+    code = "daily_limit_exceeded"
+
+
+class TooManyPendingWithdrawals(LedgerError):
+    code = "too_many_pending_withdrawals"
+
+
 class InvalidTransition(LedgerError):
     """A withdrawal was asked to move to a status its current status does not lead to."""
 

@@ -4,19 +4,47 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from shared.config import Config
 from shared.db import atomic, utcnow
 from shared.ledger.accounts import Account
-from shared.ledger.errors import AmountBelowMinimum, InsufficientFunds, NotFound
+from shared.ledger.errors import (
+    AmountBelowMinimum,
+    DailyLimitExceeded,
+    InsufficientFunds,
+    NotFound,
+    TooManyPendingWithdrawals,
+)
 from shared.models import Transaction, TransactionType, Wallet, Withdrawal, WithdrawalStatus
+
+DAILY_WINDOW = timedelta(hours=24)
+# Still on their way to the bank. A failed withdrawal is not: it waits for an operator with its funds held,
+# and the daily maximum already bounds it.
+IN_FLIGHT_STATUSES = (WithdrawalStatus.PENDING, WithdrawalStatus.PROCESSING)
+# Every withdrawal counts toward the daily maximum except a canceled one, whose money came back; a failed
+# one may still be requeued and paid.
+NOT_COUNTED_TOWARD_DAILY_MAX = (WithdrawalStatus.CANCELED,)
 
 
 @dataclass(frozen=True, slots=True)
 class WithdrawalPolicy:
+    """Limits on withdrawals. ``None`` disables a cap (for callers that only need the minimum)."""
+
     min_cents: int
+    daily_max_cents: int | None = None
+    max_pending: int | None = None
+
+    @classmethod
+    def from_config(cls, config: Config) -> WithdrawalPolicy:
+        return cls(
+            min_cents=config.withdrawal_min_cents,
+            daily_max_cents=config.withdrawal_daily_max_cents,
+            max_pending=config.withdrawal_max_pending,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +60,9 @@ def request_withdrawal(
 
     The debit is one conditional UPDATE, so concurrent requests on any number of pods can never take the
     balance below zero; on PostgreSQL it also locks the wallet row until commit, which serializes the
-    per-wallet policy checks that follow it.
+    per-user caps checked after it (one wallet per user); SQLite's BEGIN IMMEDIATE serializes every writer.
     """
-    if amount_cents < policy.min_cents:
-        raise AmountBelowMinimum(
-            f"withdrawals start at {policy.min_cents} cents", min_cents=policy.min_cents, amount_cents=amount_cents
-        )
+    _check_amount(amount_cents, policy)
     with atomic(session):
         now = utcnow()
         new_balance = session.execute(
@@ -54,6 +79,7 @@ def request_withdrawal(
                 balance_cents=balance,
                 amount_cents=amount_cents,
             )
+        _check_caps(session, account, amount_cents, policy, now)
         withdrawal = Withdrawal(
             id=uuid.uuid4(),
             user_id=account.user_id,
@@ -80,6 +106,50 @@ def request_withdrawal(
             )
         )
     return WithdrawalResult(withdrawal, new_balance)
+
+
+def _check_amount(amount_cents: int, policy: WithdrawalPolicy) -> None:
+    """Checks that need no database: refuse before taking any lock."""
+    if amount_cents < policy.min_cents:
+        raise AmountBelowMinimum(
+            f"withdrawals start at {policy.min_cents} cents", min_cents=policy.min_cents, amount_cents=amount_cents
+        )
+    if policy.daily_max_cents is not None and amount_cents > policy.daily_max_cents:
+        raise DailyLimitExceeded(
+            f"at most {policy.daily_max_cents} cents can be withdrawn in 24 hours",
+            daily_max_cents=policy.daily_max_cents,
+            amount_cents=amount_cents,
+        )
+
+
+def _check_caps(session: Session, account: Account, amount_cents: int, policy: WithdrawalPolicy, now: datetime) -> None:
+    """Per-user caps, read after the debit has locked the wallet, so concurrent requests see each other."""
+    if policy.daily_max_cents is not None:
+        withdrawn = session.execute(
+            select(func.coalesce(func.sum(Withdrawal.amount_cents), 0)).where(
+                Withdrawal.user_id == account.user_id,
+                Withdrawal.created_at > now - DAILY_WINDOW,
+                Withdrawal.status.not_in(NOT_COUNTED_TOWARD_DAILY_MAX),
+            )
+        ).scalar_one()
+        if withdrawn + amount_cents > policy.daily_max_cents:
+            raise DailyLimitExceeded(
+                f"at most {policy.daily_max_cents} cents can be withdrawn in 24 hours",
+                daily_max_cents=policy.daily_max_cents,
+                withdrawn_last_24h_cents=int(withdrawn),
+                remaining_cents=max(0, policy.daily_max_cents - int(withdrawn)),
+                amount_cents=amount_cents,
+            )
+    if policy.max_pending is not None:
+        pending = session.execute(
+            select(func.count()).where(Withdrawal.user_id == account.user_id, Withdrawal.status.in_(IN_FLIGHT_STATUSES))
+        ).scalar_one()
+        if pending >= policy.max_pending:
+            raise TooManyPendingWithdrawals(
+                f"at most {policy.max_pending} withdrawals can be pending at once; wait for one to finish",
+                max_pending=policy.max_pending,
+                pending=int(pending),
+            )
 
 
 def get_withdrawal(session: Session, account: Account, withdrawal_id: uuid.UUID) -> Withdrawal:
