@@ -7,6 +7,7 @@ from typing import Any
 from api.auth import current_account
 from api.blueprint import Blueprint
 from api.extensions import db_session, get_config
+from api.idempotency import idempotent
 from api.ratelimit import DEPOSITS, rate_limited
 from api.schemas import DepositRequest, DepositResponse, TransactionPage, TransactionPageArgs
 from shared import ledger
@@ -18,6 +19,7 @@ blp = Blueprint("deposits", __name__, description="Deposits and the transaction 
 @blp.route("/deposit", methods=["POST"])
 @rate_limited(DEPOSITS)
 @blp.json_body(DepositRequest)
+@idempotent
 @blp.response(201, DepositResponse)
 def create_deposit(body: dict[str, Any]) -> dict[str, Any]:
     result = ledger.deposit(

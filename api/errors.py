@@ -9,6 +9,7 @@ from flask import Flask, Response, jsonify
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from shared.idempotency import IdempotentRequestInProgress
 from shared.ledger import errors as ledger_errors
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ LEDGER_STATUS: dict[type[ledger_errors.LedgerError], tuple[int, str | None]] = {
     ledger_errors.NotFound: (404, None),
     ledger_errors.InvalidCursor: (400, "validation_error"),  # a bad query argument, like a bad limit
     ledger_errors.InvalidTransition: (409, None),
+    IdempotentRequestInProgress: (409, None),
 }
 
 HTTP_CODES = {
@@ -118,6 +120,20 @@ def _handle_unexpected(exc: Exception) -> Response:
         return _handle_http_exception(exc)
     log.exception("unhandled error")
     return error_response(500, "internal_error", "an unexpected error occurred; please retry later")
+
+
+def client_error_response(exc: Exception) -> Response | None:
+    """The response for an error the client caused (4xx), or None when the server is at fault."""
+    response: Response | None = None
+    if isinstance(exc, APIError):
+        response = _handle_api_error(exc)
+    elif isinstance(exc, ledger_errors.LedgerError):
+        response = _handle_ledger_error(exc)
+    elif isinstance(exc, ValidationError):
+        response = _handle_validation_error(exc)
+    elif isinstance(exc, HTTPException):
+        response = _handle_http_exception(exc)
+    return response if response is not None and response.status_code < 500 else None
 
 
 def register_error_handlers(app: Flask) -> None:

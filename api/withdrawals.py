@@ -10,6 +10,7 @@ from flask import url_for
 from api.auth import current_account
 from api.blueprint import Blueprint
 from api.extensions import db_session, get_config
+from api.idempotency import idempotent
 from api.payouts import conditional_json, enqueue_payout
 from api.schemas import WithdrawalPage, WithdrawalPageArgs, WithdrawalSchema, WithdrawRequest, WithdrawResponse
 from shared import ledger
@@ -19,6 +20,7 @@ blp = Blueprint("withdrawals", __name__, description="Withdrawals to a bank acco
 
 @blp.route("/withdraw", methods=["POST"])
 @blp.json_body(WithdrawRequest)
+@idempotent
 @blp.response(202, WithdrawResponse)
 def create_withdrawal(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     policy = ledger.WithdrawalPolicy.from_config(get_config())

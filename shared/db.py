@@ -98,15 +98,46 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+# session.info flag: an enclosing unit_of_work() owns the transaction and will commit it.
+_UNIT_OF_WORK = "wallet.unit_of_work"
+
+
 @contextmanager
 def atomic(session: Session) -> Iterator[Session]:
-    """One unit of work: commit if the block succeeds, roll back if it raises."""
+    """One unit of work: commit if the block succeeds, roll back if it raises.
+
+    Inside :func:`unit_of_work` the block runs in a SAVEPOINT instead and the enclosing unit commits.
+    """
+    if session.info.get(_UNIT_OF_WORK):
+        with session.begin_nested():
+            yield session
+        return
     try:
         yield session
         session.commit()
     except BaseException:
         session.rollback()
         raise
+
+
+@contextmanager
+def unit_of_work(session: Session) -> Iterator[Session]:
+    """One transaction around several :func:`atomic` blocks: all of them commit together, or none does.
+
+    Lets a caller write its own rows in the same database transaction as the ledger's (the idempotency
+    record of a request beside the money the request moved).
+    """
+    if session.info.get(_UNIT_OF_WORK):
+        raise RuntimeError("units of work do not nest")
+    session.info[_UNIT_OF_WORK] = True
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.info.pop(_UNIT_OF_WORK, None)
 
 
 class Database:

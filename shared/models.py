@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, utcnow
@@ -149,3 +149,35 @@ class AppliedWebhookEvent(Base):
     # applied | ignored (unknown type, no matching withdrawal, or a stale status change)
     outcome: Mapped[str] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdempotencyKey(Base):
+    """A client's ``Idempotency-Key``: the request it was first sent with and, once done, the response to replay.
+
+    A row is "in flight" while ``lock_id`` is set (the request holding it may still be running, or may have
+    died: the lock expires) and "done" once ``response_status`` is set, written in the same database
+    transaction as the money the request moved.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("user_id", "key", name="uq_idempotency_keys_user_key"),
+        # Serves the 24-hour cleanup.
+        Index("ix_idempotency_keys_created", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_method: Mapped[str] = mapped_column(String(8))
+    request_path: Mapped[str] = mapped_column(String(255))
+    # sha256 of method, path and canonical JSON body: the same key with another request is refused.
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    lock_id: Mapped[uuid.UUID | None]
+    locked_at: Mapped[datetime | None]
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    # JSON object of the response headers a replay repeats (Location).
+    response_headers: Mapped[str | None] = mapped_column(Text)
+    completed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

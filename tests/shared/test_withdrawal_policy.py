@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -14,41 +12,13 @@ from sqlalchemy.orm import Session
 from shared import ledger
 from shared.config import Config
 from shared.db import Database, utcnow
-from shared.migrations import alembic_config
 from shared.models import Withdrawal, WithdrawalStatus
 from tests.concurrency import run_together
-from tests.conftest import truncate_all
 from tests.factories import fund, make_account
 
+pytest_plugins = ["tests.backends"]  # the `backend` fixture: PostgreSQL and SQLite
+
 POLICY = ledger.WithdrawalPolicy(min_cents=100, daily_max_cents=1_000, max_pending=3)
-
-
-@pytest.fixture(scope="module")
-def sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    """The embedded default: a SQLite file migrated like production."""
-    from alembic import command
-
-    url = f"sqlite:///{Path(tmp_path_factory.mktemp('sqlite')) / 'wallet.sqlite3'}"
-    command.upgrade(alembic_config(url), "head")
-    db = Database(url)
-    yield db
-    db.dispose()
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def backend(request: pytest.FixtureRequest) -> Iterator[Database]:
-    name = "database" if request.param == "postgresql" else "sqlite_database"
-    db: Database = request.getfixturevalue(name)
-    yield db
-    truncate_all(db) if request.param == "postgresql" else _empty_sqlite(db)
-
-
-def _empty_sqlite(db: Database) -> None:
-    from shared.db import Base
-
-    with db.engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
 
 
 def _set_status(
