@@ -13,6 +13,7 @@ from api.errors import UnsupportedMediaType, register_error_handlers
 from api.extensions import init_database
 from api.payouts import init_payout_queue
 from api.ratelimit import init_rate_limiter
+from api.security import init_security
 from shared.config import Config
 
 OPENAPI_SETTINGS = {
@@ -49,6 +50,7 @@ def create_app(config: Config | None = None) -> Flask:
         api.register_blueprint(module.blp)
     register_error_handlers(app)  # after Api(), whose own HTTPException handler this replaces
     init_rate_limiter(app, config)
+    init_security(app, config)
     app.before_request(_require_json_body)
     cli.register(app)
     payouts_cli.register(app)
