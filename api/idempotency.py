@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from flask import Response, request
+from flask_smorest import Blueprint
 
 from api.auth import current_account
 from api.errors import ValidationFailed, client_error_response
@@ -34,6 +35,24 @@ MAX_KEY_LENGTH = 255
 _VALID_KEY = re.compile(rf"[\x20-\x7e]{{1,{MAX_KEY_LENGTH}}}")
 # Response headers a replay repeats besides the body (Location of a new withdrawal).
 REPLAYED_RESPONSE_HEADERS = ("Location",)
+
+
+OPENAPI_DOC = {
+    "parameters": [
+        {
+            "in": "header",
+            "name": HEADER,
+            "required": False,
+            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+            "description": "Makes retries safe: the same key and body within 24 hours replay the first response "
+            f"(with `{REPLAYED_HEADER}: true`) and move nothing again. Scoped to the caller.",
+        }
+    ],
+    "responses": {
+        "409": {"description": "`idempotency_request_in_progress`: the first request with this key is still running"},
+        "422": {"description": "`idempotency_key_reused` (the key was used for another request), or a business rule"},
+    },
+}
 
 
 class _ServerErrorResponse(Exception):
@@ -67,7 +86,7 @@ def idempotent(view: F) -> F:
             return _replay(outcome)
         return _run(view, args, kwargs, outcome)
 
-    return cast(F, wrapper)
+    return cast(F, Blueprint.doc(**OPENAPI_DOC)(wrapper))
 
 
 def _key_from_header() -> str | None:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, current_app
 from flask_limiter import Limiter, RateLimitExceeded
+from flask_smorest import Blueprint
 
 from api.auth import current_account
 from api.errors import error_response
@@ -37,6 +38,14 @@ KEY_PREFIX = "wallet-api"
 # A Redis that does not answer must not stall deposits: give up quickly and fall back to memory.
 REDIS_TIMEOUT_S = 0.5
 EXTENSION = "wallet_rate_limits"
+OPENAPI_DOC = {
+    "responses": {
+        "429": {
+            "description": "`rate_limited`: too many requests for this wallet; retry after `Retry-After` seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
+        }
+    }
+}
 
 
 class WalletLimiter(Limiter):
@@ -80,7 +89,7 @@ def rate_limited(name: str) -> Callable[[F], F]:
             limits: _AppLimits = current_app.extensions[EXTENSION]
             return limits.wrapped(name, view)(*args, **kwargs)
 
-        return cast(F, wrapper)
+        return cast(F, Blueprint.doc(**OPENAPI_DOC)(wrapper))
 
     return decorate
 

@@ -246,3 +246,11 @@ def test_keys_are_per_user_and_optional(client: FlaskClient, database: Database)
     for _ in range(2):  # no key: every request is a new deposit
         assert client.post("/deposit", json=DEPOSIT, headers=first).status_code == 201
     assert _count(database, Transaction) == 4
+
+
+def test_openapi_documents_the_header(client: FlaskClient) -> None:
+    paths = client.get("/openapi.json").json["paths"]
+    for path in ("/deposit", "/withdraw"):
+        operation = paths[path]["post"]
+        assert [p["name"] for p in operation["parameters"]] == ["Idempotency-Key"]
+        assert {"409", "422"} <= set(operation["responses"])

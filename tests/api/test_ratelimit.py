@@ -145,3 +145,9 @@ def test_storage_defaults_to_its_own_redis_database() -> None:
     assert Config.from_env({}).rate_limit_storage == "memory://"  # embedded default: per process
     explicit = Config.from_env({"REDIS_URL": "redis://r/0", "RATE_LIMIT_STORAGE_URL": "redis://r/7"})
     assert explicit.rate_limit_storage == "redis://r/7"
+
+
+def test_openapi_documents_the_429(make_app: AppFactory) -> None:
+    paths = make_app().test_client().get("/openapi.json").json["paths"]
+    assert "429" in paths["/deposit"]["post"]["responses"]
+    assert "429" not in paths["/withdraw"]["post"]["responses"]
