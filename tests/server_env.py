@@ -20,6 +20,8 @@ def server_env(database_url: str, **overrides: str) -> dict[str, str]:
         "RATE_LIMIT_DEPOSITS": UNLIMITED_DEPOSITS,
         "RATE_LIMIT_STORAGE_URL": "memory://",
         "CELERY_BROKER_URL": "memory://",  # no worker here: payouts enqueued into the server's memory
+        # Idle keep-alive connections would otherwise hold every stop() for the default 30 s grace period.
+        "GUNICORN_GRACEFUL_TIMEOUT": "2",
     }
     env.update(overrides)
     return env
