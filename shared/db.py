@@ -5,8 +5,9 @@ The worker imports this directly; the API opens one session per request and clos
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,8 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+log = logging.getLogger(__name__)
 
 # SQLite waits this long for a competing writer instead of failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -156,3 +159,33 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_ON_COMMIT = "wallet.on_commit"
+
+
+def on_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the session's transaction has really committed; forget it on rollback.
+
+    For follow-up work that must not run before the rows it needs are visible (enqueueing a payout task):
+    inside :func:`unit_of_work` a ledger function returns before anything is committed. Register it after the
+    work it follows has succeeded (a SAVEPOINT rolled back does not drop it). A callback that raises is logged
+    and does not undo or hide the commit.
+    """
+    session.info.setdefault(_ON_COMMIT, []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_on_commit(session: Session) -> None:
+    for callback in session.info.pop(_ON_COMMIT, []):
+        try:
+            callback()
+        except Exception:
+            log.exception("a callback registered with on_commit() failed after the commit")
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_on_commit(session: Session, previous_transaction: Any) -> None:
+    # A SAVEPOINT rolled back (a refusal inside a unit of work) leaves the outer transaction and its callbacks.
+    if previous_transaction.parent is None:
+        session.info.pop(_ON_COMMIT, None)
