@@ -103,6 +103,16 @@ def test_another_wallet_is_unaffected(make_app: AppFactory) -> None:
     assert _deposit(client, busy) == 429
 
 
+def test_the_budget_follows_the_wallet_not_the_ip(make_app: AppFactory) -> None:
+    client = make_app("3/minute").test_client()
+    headers = _user()
+    statuses = [
+        client.post("/deposit", json=DEPOSIT, headers=headers, environ_overrides={"REMOTE_ADDR": f"203.0.113.{n}"})
+        for n in range(4)
+    ]
+    assert [r.status_code for r in statuses] == [201, 201, 201, 429]
+
+
 def test_the_limit_is_configurable(make_app: AppFactory) -> None:
     assert Config.from_env({"RATE_LIMIT_DEPOSITS": "7/minute"}).rate_limit_deposits == "7/minute"
     client = make_app("2/minute").test_client()
