@@ -55,15 +55,23 @@ def start_live_server(env: dict[str, str], workers: int = 4, threads: int = 1) -
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
+    server = LiveServer(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        _wait_until_healthy(server)
+    except BaseException:
+        server.stop()  # never leave a server behind a failed start
+        raise
+    return server
+
+
+def _wait_until_healthy(server: LiveServer) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited early:\n{log_path.read_text(errors='replace')}")
+        if server.process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited early:\n{server.log()}")
         try:
-            if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                return LiveServer(process, url, log_path)
+            if requests.get(f"{server.url}/health", timeout=1).status_code == 200:
+                return
         except (requests.ConnectionError, requests.Timeout):  # a worker still booting may hold the request
             time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"gunicorn did not become healthy:\n{log_path.read_text(errors='replace')}")
+    raise RuntimeError(f"gunicorn did not become healthy:\n{server.log()}")
