@@ -14,6 +14,7 @@ from api.idempotency import idempotent
 from api.payouts import conditional_json, enqueue_payout
 from api.schemas import WithdrawalPage, WithdrawalPageArgs, WithdrawalSchema, WithdrawRequest, WithdrawResponse
 from shared import ledger
+from shared.db import on_commit
 
 blp = Blueprint("withdrawals", __name__, description="Withdrawals to a bank account").protected()
 
@@ -27,7 +28,10 @@ def create_withdrawal(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[s
     result = ledger.request_withdrawal(
         db_session(), current_account(), body["amount_cents"], body["bank_token"], policy
     )
-    enqueue_payout(result.withdrawal.id)  # after the commit; a failure is logged and left to the sweeper
+    withdrawal_id = result.withdrawal.id
+    # After the real commit: with an Idempotency-Key the ledger's writes commit only once the response is
+    # stored. A failed enqueue is logged and left to the sweeper.
+    on_commit(db_session(), lambda: enqueue_payout(withdrawal_id))
     location = url_for("withdrawals.get_withdrawal", withdrawal_id=result.withdrawal.id)
     payload = {"success": True, "withdrawal": result.withdrawal, "new_balance_cents": result.new_balance_cents}
     return payload, 202, {"Location": location}

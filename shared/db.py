@@ -165,23 +165,31 @@ _ON_COMMIT = "wallet.on_commit"
 
 
 def on_commit(session: Session, callback: Callable[[], None]) -> None:
-    """Run ``callback`` once the session's transaction has really committed; forget it on rollback.
+    """Run ``callback`` once the ledger's writes are really committed; forget it if they roll back.
 
-    For follow-up work that must not run before the rows it needs are visible (enqueueing a payout task):
-    inside :func:`unit_of_work` a ledger function returns before anything is committed. Register it after the
-    work it follows has succeeded (a SAVEPOINT rolled back does not drop it). A callback that raises is logged
-    and does not undo or hide the commit.
+    For follow-up work that must not run before the rows it needs are visible (enqueueing a payout task).
+    Outside a :func:`unit_of_work` the ledger function has already committed when it returns, so the callback
+    runs at once; inside one, it runs after the unit commits. Register it after the work it follows has
+    succeeded (a SAVEPOINT rolled back does not drop it). A callback that raises is logged and does not undo
+    or hide the commit.
     """
-    session.info.setdefault(_ON_COMMIT, []).append(callback)
+    if session.info.get(_UNIT_OF_WORK):
+        session.info.setdefault(_ON_COMMIT, []).append(callback)
+    else:
+        _run_callbacks([callback])
 
 
-@event.listens_for(Session, "after_commit")
-def _run_on_commit(session: Session) -> None:
-    for callback in session.info.pop(_ON_COMMIT, []):
+def _run_callbacks(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
         try:
             callback()
         except Exception:
             log.exception("a callback registered with on_commit() failed after the commit")
+
+
+@event.listens_for(Session, "after_commit")
+def _run_on_commit(session: Session) -> None:
+    _run_callbacks(session.info.pop(_ON_COMMIT, []))
 
 
 @event.listens_for(Session, "after_soft_rollback")

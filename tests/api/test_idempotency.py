@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
+import api.withdrawals
 from api.auth import BYPASS_UID_PREFIX
 from shared import idempotency, ledger
 from shared.db import Database, utcnow
@@ -254,3 +255,32 @@ def test_openapi_documents_the_header(client: FlaskClient) -> None:
         operation = paths[path]["post"]
         assert [p["name"] for p in operation["parameters"]] == ["Idempotency-Key"]
         assert {"409", "422"} <= set(operation["responses"])
+
+
+def test_the_payout_is_enqueued_only_after_the_commit(
+    client: FlaskClient, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    visible_when_enqueued: list[bool] = []
+
+    def enqueue(withdrawal_id: uuid.UUID) -> bool:
+        with database.session() as other:  # another connection sees committed rows only
+            visible_when_enqueued.append(other.get(Withdrawal, withdrawal_id) is not None)
+        return True
+
+    monkeypatch.setattr(api.withdrawals, "enqueue_payout", enqueue)
+    _, headers = _user()
+    for _ in range(4):
+        client.post("/deposit", json=DEPOSIT, headers=headers)
+    assert client.post("/withdraw", json=WITHDRAW, headers=headers).status_code == 202
+    for _ in range(2):  # the replay enqueues nothing
+        assert client.post("/withdraw", json=WITHDRAW, headers=_with_key(headers, "enqueue")).status_code == 202
+    assert visible_when_enqueued == [True, True]
+
+    def die(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("the process died while storing the response")
+
+    monkeypatch.setattr(idempotency_keys, "_store", die)
+    failed = client.post("/withdraw", json={**WITHDRAW, "amount_cents": 200}, headers=_with_key(headers, "lost"))
+    assert failed.status_code == 500
+    assert visible_when_enqueued == [True, True], "nothing is enqueued for a withdrawal that rolled back"
+    assert client.get("/wallet", headers=headers).json["balance_cents"] == 200

@@ -15,6 +15,15 @@ from tests.factories import DEFAULT_RATES, make_account
 pytest_plugins = ["tests.backends"]
 
 
+def test_outside_a_unit_of_work_the_ledger_has_committed_so_callbacks_run_at_once(backend: Database) -> None:
+    ran: list[str] = []
+    with backend.session() as session:
+        account = make_account(session)
+        ledger.deposit(session, account, Material.PLASTIC, 1, DEFAULT_RATES)  # commits
+        on_commit(session, lambda: ran.append("enqueued"))
+        assert ran == ["enqueued"]
+
+
 def test_callbacks_wait_for_the_outermost_commit(backend: Database) -> None:
     ran: list[str] = []
     with backend.session() as session:
