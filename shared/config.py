@@ -265,6 +265,16 @@ class Config:
             raise ConfigError("FIREBASE_PROJECT_ID is required when APP_ENV=production")
         if _same_redis_database(self.rate_limit_storage, self.broker_url):
             raise ConfigError("the rate limiter and the Celery broker must use different Redis databases")
+        self.check_payout_gateway_for_production()
+
+    def check_payout_gateway_for_production(self) -> None:
+        """The simulated gateway marks withdrawals paid without moving money: production needs Stripe, unless
+        ALLOW_SIMULATED_PAYOUTS=true says a simulation is really wanted (a staging stack, a demo)."""
+        if self.is_production and self.payout_gateway_kind != "stripe" and not self.allow_simulated_payouts:
+            raise ConfigError(
+                "APP_ENV=production needs the Stripe gateway (set STRIPE_SECRET_KEY), "
+                "or ALLOW_SIMULATED_PAYOUTS=true to run the simulated one on purpose"
+            )
 
     @classmethod
     def documented_variables(cls) -> dict[str, str]:

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 from celery import Celery
 
-from shared.config import VAR_DIR, Config, ConfigError
+from shared.config import VAR_DIR, Config
 from shared.payouts.celery_settings import celery_settings
 
 
 def create_celery(config: Config | None = None) -> Celery:
     config = config or Config.from_env()
-    if config.is_production and config.payout_gateway_kind != "stripe":
-        # The simulated gateway marks withdrawals paid without moving money: never in production.
-        raise ConfigError("APP_ENV=production needs the Stripe gateway (set STRIPE_SECRET_KEY)")
+    config.check_payout_gateway_for_production()
     VAR_DIR.mkdir(parents=True, exist_ok=True)  # beat's schedule file, the embedded broker
     celery = Celery("recycling_wallet", include=["worker.tasks"])
     celery.conf.update(celery_settings(config))

@@ -10,7 +10,12 @@ from api import create_app
 from shared.config import AppEnv, Config, ConfigError
 from tests.live_server import start_live_server
 
-SAFE = {"app_env": AppEnv.PRODUCTION, "firebase_project_id": "wallet-prod", "auth_dev_bypass": False}
+SAFE = {
+    "app_env": AppEnv.PRODUCTION,
+    "firebase_project_id": "wallet-prod",
+    "auth_dev_bypass": False,
+    "stripe_secret_key": "sk_live_placeholder",
+}
 
 
 def _production(database_url: str, **changes: Any) -> Config:
@@ -29,17 +34,36 @@ def test_safe_production_settings_start(database_url: str) -> None:
         ({"auth_dev_bypass": True}, "AUTH_DEV_BYPASS"),
         ({"firebase_auth_emulator_host": "127.0.0.1:9099"}, "FIREBASE_AUTH_EMULATOR_HOST"),
         ({"firebase_project_id": None}, "FIREBASE_PROJECT_ID"),
+        ({"stripe_secret_key": None}, "needs the Stripe gateway"),
+        ({"stripe_secret_key": None, "payout_gateway": "simulated"}, "ALLOW_SIMULATED_PAYOUTS"),
         ({"redis_url": "redis://cache:6379/1"}, "different Redis databases"),
         (
             {"celery_broker_url": "redis://cache:6379/3", "rate_limit_storage_url": "redis://cache:6379/3"},
             "different Redis databases",
         ),
     ],
-    ids=["dev-bypass", "emulator-setting", "no-project-id", "limiter-on-broker-db", "explicit-same-db"],
+    ids=[
+        "dev-bypass",
+        "emulator-setting",
+        "no-project-id",
+        "simulated-gateway",
+        "simulated-explicitly",
+        "limiter-on-broker-db",
+        "explicit-same-db",
+    ],
 )
 def test_unsafe_production_settings_refuse_to_start(database_url: str, changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         create_app(_production(database_url, **changes))
+
+
+def test_the_simulated_gateway_runs_in_production_only_when_allowed_explicitly(database_url: str) -> None:
+    config = _production(database_url, stripe_secret_key=None, allow_simulated_payouts=True)
+    assert config.payout_gateway_kind == "simulated"
+    app = create_app(config)
+    assert app.test_client().get("/health").status_code == 200
+    app.extensions["wallet_db"].dispose()
+    assert Config.from_env({"ALLOW_SIMULATED_PAYOUTS": "true"}).allow_simulated_payouts is True
 
 
 def test_the_emulator_variable_in_the_environment_is_refused(
