@@ -9,7 +9,7 @@ from flask_cors import CORS
 from api.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
 from api.idempotency import REPLAYED_HEADER
 from shared.config import Config
-from shared.redaction import install_log_redaction
+from shared.redaction import configured_secrets, install_log_redaction
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -45,7 +45,7 @@ CORS_EXPOSED_HEADERS = [
 
 
 def init_security(app: Flask, config: Config) -> None:
-    install_log_redaction(_configured_secrets(config))
+    install_log_redaction(configured_secrets(config))
     if config.cors_origins:
         CORS(
             app,
@@ -68,9 +68,3 @@ def init_security(app: Flask, config: Config) -> None:
         if hsts:
             response.headers.setdefault("Strict-Transport-Security", HSTS)
         return response
-
-
-def _configured_secrets(config: Config) -> list[str | None]:
-    # Stripe settings belong to the payout pipeline; read them if this build has them.
-    names = ("secret_key", "stripe_secret_key", "stripe_webhook_secret", "flower_basic_auth")
-    return [getattr(config, name, None) for name in names]

@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from shared.config import Config
+
 REDACTED = "[REDACTED]"
 # Shorter configured values are too likely to occur by chance to be masked literally.
 MIN_SECRET_LENGTH = 8
@@ -41,6 +43,11 @@ def redact(text: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def configured_secrets(config: Config) -> list[str | None]:
+    """The configured values that must never be logged verbatim, whatever their format."""
+    return [config.secret_key, config.stripe_secret_key, config.stripe_webhook_secret, config.flower_basic_auth]
 
 
 def install_log_redaction(secrets: Iterable[str | None] = ()) -> None:

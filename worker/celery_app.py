@@ -9,11 +9,13 @@ from celery import Celery
 
 from shared.config import VAR_DIR, Config
 from shared.payouts.celery_settings import celery_settings
+from shared.redaction import configured_secrets, install_log_redaction
 
 
 def create_celery(config: Config | None = None) -> Celery:
     config = config or Config.from_env()
     config.check_payout_gateway_for_production()
+    install_log_redaction(configured_secrets(config))  # bank tokens and Stripe keys never reach the logs
     VAR_DIR.mkdir(parents=True, exist_ok=True)  # beat's schedule file, the embedded broker
     celery = Celery("recycling_wallet", include=["worker.tasks"])
     celery.conf.update(celery_settings(config))
