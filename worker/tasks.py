@@ -6,7 +6,8 @@ import uuid
 
 from celery import Task
 
-from shared.payouts.celery_settings import PROCESS_WITHDRAWAL_TASK, SWEEP_TASK
+from shared.idempotency import cleanup as idempotency_cleanup
+from shared.payouts.celery_settings import IDEMPOTENCY_CLEANUP_TASK, PROCESS_WITHDRAWAL_TASK, SWEEP_TASK
 from worker import processor, sweeper
 from worker.celery_app import app
 from worker.runtime import get_runtime
@@ -42,3 +43,9 @@ def process_withdrawal(self: Task, withdrawal_id: str) -> str:
 @app.task(name=SWEEP_TASK, ignore_result=True)
 def sweep_stranded_withdrawals() -> int:
     return sweeper.run_once()
+
+
+@app.task(name=IDEMPOTENCY_CLEANUP_TASK, ignore_result=True)
+def delete_expired_idempotency_keys() -> int:
+    with get_runtime().database.session() as session:
+        return idempotency_cleanup.run_once(session)

@@ -11,6 +11,9 @@ from shared.config import VAR_DIR, Config
 
 PROCESS_WITHDRAWAL_TASK = "worker.tasks.process_withdrawal"
 SWEEP_TASK = "worker.tasks.sweep_stranded_withdrawals"
+IDEMPOTENCY_CLEANUP_TASK = "worker.tasks.delete_expired_idempotency_keys"
+# Keys live 24 hours; deleting the expired ones hourly keeps the table near one day of keys.
+IDEMPOTENCY_CLEANUP_SECONDS = 3600.0
 PAYOUTS_QUEUE = "payouts"
 # Kombu's Redis transport checks for unacknowledged messages of dead workers every
 # interval x throttle seconds and redelivers those older than the visibility timeout. The defaults
@@ -46,7 +49,9 @@ def celery_settings(config: Config) -> dict[str, Any]:
         "broker_connection_timeout": BROKER_CONNECT_TIMEOUT_S,
         "broker_connection_retry_on_startup": True,
         "task_default_queue": PAYOUTS_QUEUE,
-        "task_routes": {PROCESS_WITHDRAWAL_TASK: {"queue": PAYOUTS_QUEUE}, SWEEP_TASK: {"queue": PAYOUTS_QUEUE}},
+        "task_routes": {
+            task: {"queue": PAYOUTS_QUEUE} for task in (PROCESS_WITHDRAWAL_TASK, SWEEP_TASK, IDEMPOTENCY_CLEANUP_TASK)
+        },
         # Acknowledge after the task ran, and give a message back if its worker died mid-task: a payout is
         # never dropped by a crash. Safe to run twice: the claim and the idempotency keys dedupe.
         "task_acks_late": True,
@@ -72,6 +77,11 @@ def celery_settings(config: Config) -> dict[str, Any]:
                 "schedule": float(config.payout_sweep_seconds),
                 # A sweep older than its period is pointless: the next one is already on its way.
                 "options": {"expires": float(config.payout_sweep_seconds)},
-            }
+            },
+            "delete-expired-idempotency-keys": {
+                "task": IDEMPOTENCY_CLEANUP_TASK,
+                "schedule": IDEMPOTENCY_CLEANUP_SECONDS,
+                "options": {"expires": IDEMPOTENCY_CLEANUP_SECONDS},
+            },
         },
     }
