@@ -2,10 +2,44 @@
 
 import os
 
+from shared.observability import multiproc
+
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "4"))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# On SIGTERM gunicorn stops accepting and lets in-flight requests finish for this long.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+# Containers: /dev/shm (tmpfs) keeps worker heartbeats off a possibly slow or read-only disk.
+worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR") or None
+
+# gunicorn's own messages as JSON lines too, like the application's.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "INFO", "handlers": []},  # the application installs its own JSON handler on root
+    "formatters": {"json": {"()": "shared.observability.logs.JsonFormatter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        # The application logs one JSON line per request; gunicorn's own access line only when asked for.
+        "gunicorn.access": {"handlers": ["stderr"] if accesslog else [], "level": "INFO", "propagate": False},
+    },
+}
+
+# Prometheus multiprocess mode: the directory must be exported before a worker imports prometheus_client.
+_metrics_dir = multiproc.ensure_dir()
+
+
+def on_starting(server):
+    multiproc.wipe(_metrics_dir)
+
+
+def child_exit(server, worker):
+    multiproc.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    multiproc.remove_if_owned(_metrics_dir)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask, request
 from flask_smorest import Api
 
@@ -11,6 +9,7 @@ from api import admin, cli, deposits, health, payouts_cli, wallet, webhooks, wit
 from api.auth import FirebaseTokenVerifier
 from api.errors import UnsupportedMediaType, register_error_handlers
 from api.extensions import init_database
+from api.observability import init_dependencies, init_observability
 from api.payouts import init_payout_queue
 from api.ratelimit import init_rate_limiter
 from api.security import init_security
@@ -31,9 +30,9 @@ def create_app(config: Config | None = None) -> Flask:
     """Build the API. ``config`` defaults to :meth:`Config.from_env`."""
     config = config or Config.from_env()
     config.check_safe_for_production()
-    logging.basicConfig(level=config.log_level)
 
     app = Flask(__name__)
+    init_observability(app, config)  # first: its hooks time and log everything that follows
     app.config.update(
         SECRET_KEY=config.secret_key,
         MAX_CONTENT_LENGTH=config.max_content_length,
@@ -42,7 +41,8 @@ def create_app(config: Config | None = None) -> Flask:
     )
     app.extensions["wallet_config"] = config
     app.extensions["wallet_token_verifier"] = FirebaseTokenVerifier(config)
-    init_database(app, config)
+    database = init_database(app, config)
+    init_dependencies(app, config, database)
     init_payout_queue(app, config)
 
     api = Api(app, spec_kwargs={"components": {"securitySchemes": _SECURITY_SCHEMES}, "security": [{"firebase": []}]})

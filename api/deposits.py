@@ -6,7 +6,7 @@ from typing import Any
 
 from api.auth import current_account
 from api.blueprint import Blueprint
-from api.extensions import db_session, get_config
+from api.extensions import db_session, get_config, read_session
 from api.idempotency import idempotent
 from api.ratelimit import DEPOSITS, rate_limited
 from api.schemas import DepositRequest, DepositResponse, TransactionPage, TransactionPageArgs
@@ -32,4 +32,5 @@ def create_deposit(body: dict[str, Any]) -> dict[str, Any]:
 @blp.arguments(TransactionPageArgs, location="query")
 @blp.response(200, TransactionPage)
 def list_transactions(args: dict[str, Any]) -> ledger.Page[Any]:
-    return ledger.list_transactions(db_session(), current_account(), args["limit"], args.get("cursor"))
+    # History may lag a little behind the primary: it is read from the replica when there is one.
+    return ledger.list_transactions(read_session(), current_account(), args["limit"], args.get("cursor"))

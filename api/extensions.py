@@ -12,6 +12,7 @@ from shared.db import Database
 def init_database(app: Flask, config: Config) -> Database:
     database = Database.from_config(config)
     app.extensions["wallet_db"] = database
+    app.extensions["wallet_replica_db"] = Database.replica_from_config(config)
     app.teardown_appcontext(close_db_session)
     return database
 
@@ -34,7 +35,29 @@ def db_session() -> Session:
     return session
 
 
+def get_replica() -> Database | None:
+    replica: Database | None = current_app.extensions.get("wallet_replica_db")
+    return replica
+
+
+def read_session() -> Session:
+    """A session for history reads that may lag the primary by the replication delay.
+
+    The read replica when DATABASE_REPLICA_URL is set, else the request's primary session. Never use it for
+    writes (the replica refuses them) nor for reads that must see the caller's own just-made writes (the
+    wallet balance, a withdrawal's status while it is polled): those use :func:`db_session`.
+    """
+    replica = get_replica()
+    if replica is None:
+        return db_session()
+    if "replica_session" not in g:
+        g.replica_session = replica.session()
+    session: Session = g.replica_session
+    return session
+
+
 def close_db_session(_exc: BaseException | None = None) -> None:
-    session = g.pop("db_session", None)
-    if session is not None:
-        session.close()
+    for key in ("db_session", "replica_session"):
+        session = g.pop(key, None)
+        if session is not None:
+            session.close()

@@ -146,6 +146,16 @@ class HealthSchema(Schema):
     status = fields.String()
 
 
+class CheckSchema(Schema):
+    status = fields.String(metadata={"description": "ok, timeout, or the error's class name"})
+    latency_ms = fields.Float()
+
+
+class ReadinessSchema(Schema):
+    status = fields.String(metadata={"description": "ready, or degraded when only optional checks fail"})
+    checks = fields.Dict(keys=fields.String(), values=fields.Nested(CheckSchema))
+
+
 class ErrorBody(Schema):
     code = fields.String()
     message = fields.String()
@@ -154,3 +164,8 @@ class ErrorBody(Schema):
 
 class ErrorSchema(Schema):
     error = fields.Nested(ErrorBody)
+
+
+class ReadinessErrorSchema(ErrorSchema):
+    """503 from /health/ready: the error shape; ``details.failing`` names the failed checks, ``details.checks``
+    has every result. (Its own name keeps it apart from flask-smorest's default "Error" component.)"""

@@ -9,7 +9,7 @@ from flask import url_for
 
 from api.auth import current_account
 from api.blueprint import Blueprint
-from api.extensions import db_session, get_config
+from api.extensions import db_session, get_config, read_session
 from api.idempotency import idempotent
 from api.payouts import conditional_json, enqueue_payout
 from api.schemas import WithdrawalPage, WithdrawalPageArgs, WithdrawalSchema, WithdrawRequest, WithdrawResponse
@@ -41,7 +41,8 @@ def create_withdrawal(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[s
 @blp.arguments(WithdrawalPageArgs, location="query")
 @blp.response(200, WithdrawalPage)
 def list_withdrawals(args: dict[str, Any]) -> ledger.Page[Any]:
-    return ledger.list_withdrawals(db_session(), current_account(), args["limit"], args.get("cursor"))
+    # History may lag a little behind the primary: it is read from the replica when there is one.
+    return ledger.list_withdrawals(read_session(), current_account(), args["limit"], args.get("cursor"))
 
 
 @blp.route("/withdrawals/<uuid:withdrawal_id>")

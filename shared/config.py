@@ -70,6 +70,13 @@ def _json_object(name: str, raw: str) -> dict[str, Any]:
     return value
 
 
+def _float(name: str, raw: str) -> float:
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
 def _csv(_name: str, raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
@@ -215,6 +222,25 @@ class Config:
         "ALLOW_SIMULATED_PAYOUTS", _bool, False, "let APP_ENV=production run with the simulated payout gateway"
     )
 
+    # Operations: observability, readiness (issue 5). DATABASE_REPLICA_URL, SQLALCHEMY_ENGINE_OPTIONS and
+    # LOG_LEVEL above are used by this area too.
+    sentry_dsn: str | None = _setting("SENTRY_DSN", _optional_str, None, "enables Sentry for API and worker when set")
+    sentry_traces_sample_rate: float = _setting(
+        "SENTRY_TRACES_SAMPLE_RATE", _float, 0.0, "share of requests/tasks traced by Sentry (0.0-1.0)"
+    )
+    metrics_token: str | None = _setting(
+        "METRICS_TOKEN", _optional_str, None, "bearer token /metrics requires; required when APP_ENV=production"
+    )
+    worker_metrics_port: int = _setting(
+        "WORKER_METRICS_PORT", _int, 9808, "port of the worker's Prometheus endpoint (0 disables it)"
+    )
+    health_check_timeout_seconds: float = _setting(
+        "HEALTH_CHECK_TIMEOUT_SECONDS", _float, 2.0, "per-dependency timeout of GET /health/ready"
+    )
+    readiness_optional_checks: tuple[str, ...] = _setting(
+        "READINESS_OPTIONAL_CHECKS", _csv, (), "checks reported by /health/ready without failing it, e.g. redis,broker"
+    )
+
     def __post_init__(self) -> None:
         if self.plastic_rate_cents <= 0 or self.aluminum_rate_cents <= 0:
             raise ConfigError("material rates must be positive integers of cents")
@@ -222,6 +248,10 @@ class Config:
             raise ConfigError("WITHDRAWAL_MIN_CENTS must be at least 1")
         self._check_payout_settings()
         self._check_guards()
+        if not 0.0 <= self.sentry_traces_sample_rate <= 1.0:
+            raise ConfigError("SENTRY_TRACES_SAMPLE_RATE must be between 0.0 and 1.0")
+        if self.health_check_timeout_seconds <= 0:
+            raise ConfigError("HEALTH_CHECK_TIMEOUT_SECONDS must be positive")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:

@@ -143,16 +143,39 @@ def unit_of_work(session: Session) -> Iterator[Session]:
         session.info.pop(_UNIT_OF_WORK, None)
 
 
-class Database:
-    """The engine and session factory one process uses, built from the config."""
+def _make_read_only(engine: Engine) -> None:
+    """Every transaction on this engine is READ ONLY: a write routed here fails instead of diverging."""
 
-    def __init__(self, url: str, engine_options: dict[str, Any] | None = None) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        cursor.close()
+        dbapi_conn.commit()
+
+
+class Database:
+    """The engine and session factory one process uses, built from the config.
+
+    ``read_only`` is for a replica: on PostgreSQL its sessions refuse writes on our side too.
+    """
+
+    def __init__(self, url: str, engine_options: dict[str, Any] | None = None, *, read_only: bool = False) -> None:
         self.engine = make_engine(url, engine_options)
+        if read_only and self.engine.dialect.name == "postgresql":
+            _make_read_only(self.engine)
         self.sessions = make_sessionmaker(self.engine)
 
     @classmethod
     def from_config(cls, config: Any) -> Database:
         return cls(config.database_url, config.sqlalchemy_engine_options)
+
+    @classmethod
+    def replica_from_config(cls, config: Any) -> Database | None:
+        """The read replica named by DATABASE_REPLICA_URL, or None when there is none."""
+        if not config.database_replica_url:
+            return None
+        return cls(config.database_replica_url, config.sqlalchemy_engine_options, read_only=True)
 
     def session(self) -> Session:
         return self.sessions()

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from shared.db import atomic, utcnow
 from shared.ledger.accounts import Account
 from shared.models import Material, Transaction, TransactionType, Wallet
+from shared.observability import metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,4 +51,5 @@ def deposit(session: Session, account: Account, material: Material, units: int, 
             created_at=now,
         )
         session.add(txn)
+    metrics.record_deposit(material, amount_cents)
     return DepositResult(txn, new_balance)

@@ -20,6 +20,7 @@ from shared.ledger.errors import (
     TooManyPendingWithdrawals,
 )
 from shared.models import Transaction, TransactionType, Wallet, Withdrawal, WithdrawalStatus
+from shared.observability import metrics
 
 DAILY_WINDOW = timedelta(hours=24)
 # Still on their way to the bank. A failed withdrawal is not: it waits for an operator with its funds held,
@@ -105,6 +106,7 @@ def request_withdrawal(
                 created_at=now,
             )
         )
+    metrics.record_withdrawal_status(WithdrawalStatus.PENDING)
     return WithdrawalResult(withdrawal, new_balance)
 
 
