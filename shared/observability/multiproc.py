@@ -17,6 +17,17 @@ ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
 _OWNED_MARKER = ".created-by-wallet"
 
 
+def normalize_env() -> None:
+    """Drop an empty ``PROMETHEUS_MULTIPROC_DIR``; create the directory a non-empty one names."""
+    value = os.environ.get(ENV_VAR)
+    if value is None:
+        return
+    if not value.strip():
+        del os.environ[ENV_VAR]
+        return
+    Path(value).mkdir(parents=True, exist_ok=True)
+
+
 def is_enabled() -> bool:
     return bool(os.environ.get(ENV_VAR))
 
