@@ -6,6 +6,7 @@ import hmac
 import logging
 import time
 
+import sentry_sdk
 from flask import Blueprint, Flask, Response, current_app, g, request
 
 from api.dependencies import Dependencies
@@ -55,6 +56,7 @@ def _start_request() -> None:
     g.request_started = time.perf_counter()
     g.request_id = context.accept_request_id(request.headers.get(context.REQUEST_ID_HEADER))
     g.request_id_token = context.request_id_var.set(g.request_id)
+    sentry_sdk.set_tag("request_id", g.request_id)  # a no-op unless SENTRY_DSN is set
 
 
 def _user_id() -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sentry_sdk
 from celery import Celery, signals
 
 from shared.observability import context, metrics
@@ -41,6 +42,7 @@ def _bind_task_context(task_id: str | None = None, task: Any = None, **_: Any) -
         return
     request_id = request_id_of(task) or f"task-{task_id}"
     _bound_tokens[task_id] = context.request_id_var.set(request_id)
+    sentry_sdk.set_tag("request_id", request_id)
 
 
 def _unbind_task_context(task_id: str | None = None, **_: Any) -> None:
