@@ -66,5 +66,8 @@ def revision_command(message: str, autogenerate: bool) -> None:
 
 
 def register(app: Flask) -> None:
+    from api.postman import postman_command
+
     app.cli.add_command(ledger_cli)
     app.cli.add_command(db_cli)
+    app.cli.add_command(postman_command)

@@ -15,12 +15,14 @@ blp = Blueprint("health", __name__, description="Liveness and readiness")
 
 
 @blp.route("/health")
+@blp.doc(security=[])  # no auth: load balancers and kubelets call it
 @blp.response(200, HealthSchema)
 def health() -> dict[str, Any]:
     return {"status": "ok"}
 
 
 @blp.route("/health/ready")
+@blp.doc(security=[])
 @blp.response(200, ReadinessSchema)
 @blp.alt_response(
     503, schema=ReadinessErrorSchema, description="A required dependency failed; `details.failing` names it"
