@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 NODE_STAMP := tests/firebase/node_modules/.installed-$(shell cksum < tests/firebase/package-lock.json | cut -d' ' -f1)
 
-.PHONY: run test lint format typecheck bench migrate verify clean
+.PHONY: run test lint format typecheck bench migrate verify postman clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ migrate: $(STAMP)
 
 verify: $(STAMP)
 	$(BIN)/flask --app api ledger verify
+
+postman: $(STAMP)
+	$(BIN)/flask --app api postman
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

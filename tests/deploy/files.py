@@ -28,6 +28,11 @@ SOURCE_DIRS = ("api", "shared", "worker")
 
 def compose_config(env_file: Path | None = None) -> dict[str, Any]:
     """``docker compose config`` resolved by Compose v2 itself, from a clean environment (no stray .env)."""
+    return json.loads(json.dumps(_compose_config(env_file)))  # a private copy per caller
+
+
+@cache
+def _compose_config(env_file: Path | None) -> dict[str, Any]:
     args = [str(BIN / "docker-compose"), "-f", str(ROOT / "compose.yaml")]
     args += ["--env-file", str(env_file) if env_file else os.devnull, "config", "--format", "json"]
     result = subprocess.run(
