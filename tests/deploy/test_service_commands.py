@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from tests.conftest import ADMIN_DATABASE_URL
 from tests.deploy import files
 from tests.live_server import free_port
-from tests.redis_server import ThrowawayRedis, start_redis
+from tests.private_redis import ThrowawayRedis, start_redis
 
 pytestmark = pytest.mark.slow
 

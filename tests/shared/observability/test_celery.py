@@ -20,7 +20,7 @@ from celery import Celery, signals
 from shared.observability import context
 from shared.observability.celery import _inject_request_id
 from tests.live_server import PROJECT_ROOT, free_port
-from tests.redis_server import ThrowawayRedis, start_redis
+from tests.private_redis import ThrowawayRedis, start_redis
 
 pytestmark = pytest.mark.slow
 
