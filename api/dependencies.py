@@ -13,9 +13,10 @@ from sqlalchemy import Engine, func, select, text
 from shared.config import Config
 from shared.db import Database
 from shared.models import Withdrawal, WithdrawalStatus
+from shared.payouts.celery_settings import PAYOUTS_QUEUE
 
-# Celery's default queue; kombu's Redis transport keeps one list per queue (plus one per priority step).
-BROKER_QUEUES = ("celery",)
+# The payout queue; kombu's Redis transport keeps one list per queue (plus one per priority step).
+BROKER_QUEUES = (PAYOUTS_QUEUE,)
 _KOMBU_PRIORITY_SEPARATOR = "\x06\x16"
 _KOMBU_PRIORITY_STEPS = (3, 6, 9)
 OPEN_WITHDRAWAL_STATUSES = (WithdrawalStatus.PENDING, WithdrawalStatus.PROCESSING, WithdrawalStatus.FAILED)

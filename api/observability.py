@@ -14,6 +14,7 @@ from api.errors import error_response
 from shared.config import Config, ConfigError
 from shared.db import Database
 from shared.observability import context, metrics
+from shared.observability.celery import propagate_request_ids
 from shared.observability.logs import configure_logging
 from shared.observability.sentry import init_sentry
 
@@ -31,6 +32,7 @@ def init_observability(app: Flask, config: Config) -> None:
         raise ConfigError("METRICS_TOKEN is required when APP_ENV=production (/metrics must not be public)")
     configure_logging(config.log_level)
     init_sentry(config, "api")
+    propagate_request_ids()  # payout tasks enqueued by a request log under its id
     app.extensions["wallet_metric_collectors"] = []
     app.before_request(_start_request)
     app.after_request(_finish_request)

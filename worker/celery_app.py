@@ -8,6 +8,7 @@ from __future__ import annotations
 from celery import Celery
 
 from shared.config import VAR_DIR, Config
+from shared.observability import celery as observability
 from shared.payouts.celery_settings import celery_settings
 from shared.redaction import configured_secrets, install_log_redaction
 
@@ -19,6 +20,7 @@ def create_celery(config: Config | None = None) -> Celery:
     VAR_DIR.mkdir(parents=True, exist_ok=True)  # beat's schedule file, the embedded broker
     celery = Celery("recycling_wallet", include=["worker.tasks"])
     celery.conf.update(celery_settings(config))
+    observability.install(celery, config)  # JSON logs, request ids from the API, metrics endpoint, Sentry
     return celery
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from celery import Task
@@ -11,6 +12,7 @@ from shared.payouts.celery_settings import IDEMPOTENCY_CLEANUP_TASK, PROCESS_WIT
 from worker import processor, sweeper
 from worker.celery_app import app
 from worker.runtime import get_runtime
+from worker.telemetry import observe_payout_attempt
 
 
 class PayoutFailed(Exception):
@@ -31,7 +33,9 @@ class PayoutFailed(Exception):
 )
 def process_withdrawal(self: Task, withdrawal_id: str) -> str:
     """Pay one withdrawal. Retries itself with backoff on transient errors (the budget lives in the database)."""
+    started = time.perf_counter()
     result = processor.process_withdrawal(get_runtime(), uuid.UUID(withdrawal_id))
+    observe_payout_attempt(withdrawal_id, result, time.perf_counter() - started)
     if result.outcome is processor.Outcome.RETRY:
         # max_retries=None: PAYOUT_MAX_ATTEMPTS, counted on the withdrawal row, is the only limit.
         raise self.retry(countdown=result.retry_in, max_retries=None)

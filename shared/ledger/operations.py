@@ -19,6 +19,7 @@ from shared.ledger.deposits import credit_wallet
 from shared.ledger.errors import InvalidTransition, NotFound
 from shared.ledger.payouts import RETRIES_EXHAUSTED, rowcount
 from shared.models import OperatorAction, Transaction, TransactionType, Withdrawal, WithdrawalStatus
+from shared.observability import metrics
 
 REQUEUE = "requeue"
 CANCEL = "cancel"
@@ -102,6 +103,7 @@ def requeue(session: Session, withdrawal_id: uuid.UUID, actor: str, reason: str 
         if won != 1:
             raise InvalidTransition("the withdrawal changed while it was being requeued; look again")
         _audit(session, withdrawal, REQUEUE, actor, WithdrawalStatus.PENDING, reason, now)
+    metrics.record_withdrawal_status(WithdrawalStatus.PENDING)
     return _load(session, withdrawal_id)
 
 
@@ -165,4 +167,5 @@ def cancel(
             )
         )
         _audit(session, withdrawal, action, actor, WithdrawalStatus.CANCELED, reason, now)
+    metrics.record_withdrawal_status(WithdrawalStatus.CANCELED)
     return _load(session, withdrawal_id)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from shared.db import atomic, utcnow
 from shared.ledger.payouts import rowcount
 from shared.models import AppliedWebhookEvent, Withdrawal, WithdrawalStatus
+from shared.observability import metrics
 
 # The failure code used when a payout.failed event carries none.
 PAYOUT_FAILED = "payout_failed"
@@ -102,6 +103,7 @@ def apply_payout_event(session: Session, event: PayoutEvent) -> EventOutcome:
         if not inserted:
             return EventOutcome.DUPLICATE
         outcome = EventOutcome.IGNORED
+        entered: object = None
         withdrawal = _find(session, event)
         kind = PayoutEventKind(event.event_type) if event.event_type in set(PayoutEventKind) else None
         already_paid = kind is PayoutEventKind.PAID and withdrawal is not None and withdrawal.status == "paid"
@@ -127,10 +129,13 @@ def apply_payout_event(session: Session, event: PayoutEvent) -> EventOutcome:
                 .execution_options(synchronize_session=False),
             )
             outcome = EventOutcome.APPLIED if won == 1 else EventOutcome.IGNORED
+            entered = values["status"] if won == 1 else None
         rowcount(
             session,
             update(AppliedWebhookEvent)
             .where(AppliedWebhookEvent.event_id == event.event_id)
             .values(outcome=outcome, withdrawal_id=withdrawal.id if withdrawal is not None else None),
         )
+    if entered is not None:
+        metrics.record_withdrawal_status(str(entered))
     return outcome

@@ -1,6 +1,7 @@
 """Celery wiring: JSON logs, the HTTP request id carried in task headers, Sentry and the metrics endpoint.
 
-The worker calls :func:`install` once with its Celery app and config; nothing else is needed.
+The worker calls :func:`install` with its Celery app and config; the API calls :func:`propagate_request_ids`
+so the tasks it publishes carry the request's id. Both are idempotent (Celery signals are process-global).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ REQUEST_ID_TASK_HEADER = "request_id"
 
 log = logging.getLogger(__name__)
 _bound_tokens: dict[str, Any] = {}
+_worker_config: Any = None
 
 
 def _inject_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
@@ -51,22 +53,32 @@ def _unbind_task_context(task_id: str | None = None, **_: Any) -> None:
         context.request_id_var.reset(token)
 
 
+def _setup_logging(**_: Any) -> None:
+    # Connecting setup_logging at all stops Celery from installing its own text handlers.
+    configure_logging(_worker_config.log_level if _worker_config is not None else "INFO")
+
+
+def _start_worker_metrics(**_: Any) -> None:
+    if _worker_config is None:
+        return
+    try:
+        metrics.start_metrics_server(_worker_config.worker_metrics_port)
+    except OSError as exc:  # a second worker on one host: keep working without an endpoint
+        log.warning("worker metrics endpoint not started: %s", exc)
+
+
+def propagate_request_ids() -> None:
+    """Tasks published by this process carry the current request id (connect once; Celery dedupes)."""
+    signals.before_task_publish.connect(_inject_request_id, weak=False, dispatch_uid="wallet-request-id")
+
+
 def install(app: Celery, config: Any, component: str = "worker") -> None:
-    """Connect the signals. ``component`` names the process in Sentry (worker, beat)."""
-
-    def _setup_logging(**_: Any) -> None:
-        # Connecting setup_logging stops Celery from installing its own text handlers.
-        configure_logging(config.log_level)
-
-    def _start_worker_metrics(**_: Any) -> None:
-        try:
-            metrics.start_metrics_server(config.worker_metrics_port)
-        except OSError as exc:  # a second worker on one host: keep working without an endpoint
-            log.warning("worker metrics endpoint not started: %s", exc)
-
-    signals.setup_logging.connect(_setup_logging, weak=False)
-    signals.before_task_publish.connect(_inject_request_id, weak=False)
-    signals.task_prerun.connect(_bind_task_context, weak=False)
-    signals.task_postrun.connect(_unbind_task_context, weak=False)
-    signals.worker_ready.connect(_start_worker_metrics, weak=False)
+    """Wire a Celery app's processes (worker, beat, flower): logs, request ids, metrics, Sentry."""
+    global _worker_config
+    _worker_config = config
+    propagate_request_ids()
+    signals.setup_logging.connect(_setup_logging, weak=False, dispatch_uid="wallet-logging")
+    signals.task_prerun.connect(_bind_task_context, weak=False, dispatch_uid="wallet-task-bind")
+    signals.task_postrun.connect(_unbind_task_context, weak=False, dispatch_uid="wallet-task-unbind")
+    signals.worker_ready.connect(_start_worker_metrics, weak=False, dispatch_uid="wallet-worker-metrics")
     init_sentry(config, component)

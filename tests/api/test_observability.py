@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from api import create_app
 from shared.config import AppEnv, Config, ConfigError
 from shared.db import Database
+from shared.payouts.celery_settings import PAYOUTS_QUEUE
 from tests.conftest import truncate_all
 from tests.factories import bypass_headers
 from tests.live_server import start_live_server
@@ -132,10 +133,10 @@ def test_queue_depth_read_from_the_broker(config: Config, database: Database, br
     app = create_app(config.replace(celery_broker_url=broker.url(1)))
     client = app.test_client()
     queue = redis.Redis.from_url(broker.url(1))
-    queue.rpush("celery", "m1", "m2", "m3")
-    queue.rpush("celery\x06\x163", "m4")  # kombu's list for priority 3 of the same queue
+    queue.rpush(PAYOUTS_QUEUE, "m1", "m2", "m3")
+    queue.rpush(f"{PAYOUTS_QUEUE}\x06\x163", "m4")  # kombu's list for priority 3 of the same queue
     try:
-        assert value(client.get("/metrics").get_data(as_text=True), "wallet_queue_depth", queue="celery") == 4
+        assert value(client.get("/metrics").get_data(as_text=True), "wallet_queue_depth", queue=PAYOUTS_QUEUE) == 4
         broker.stop()  # a broker outage hides the gauge; the scrape still succeeds
         response = client.get("/metrics")
         assert response.status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -10,6 +11,8 @@ from tests.deploy import files
 
 # Development/test conveniences that production refuses: they must not appear in the production manifests.
 DEV_ONLY = frozenset({"AUTH_DEV_BYPASS", "FIREBASE_AUTH_EMULATOR_HOST"})
+# Meaningful only for tests and the simulated gateway; production leaves them unset.
+UNSET_IN_PRODUCTION = frozenset({"STRIPE_API_BASE", "SIMULATED_PAYOUT_LATENCY_MS"})
 # Read by gunicorn.conf.py only, so only the api service/pods need them.
 API_PROCESS_ONLY = frozenset(
     name
@@ -71,9 +74,24 @@ def test_kubernetes_sets_every_production_variable() -> None:
     api = files.manifest("Deployment", "recycling-wallet")["spec"]["template"]["spec"]["containers"][0]
     provided = set(config) | set(secret) | {e["name"] for e in api.get("env", [])}
     provided |= set(files.image_env("Dockerfile.api"))
-    missing = files.variables_read_by_code() - DEV_ONLY - provided
+    missing = files.variables_read_by_code() - DEV_ONLY - UNSET_IN_PRODUCTION - provided
     assert not missing, f"neither ConfigMap, Secret nor the api pod sets {sorted(missing)}"
-    assert not (DEV_ONLY & provided), "development-only variables must not reach production"
+    assert not ((DEV_ONLY | UNSET_IN_PRODUCTION) & provided), "development-only variables must not reach production"
     assert not (set(config) & set(secret)), "a variable set in both the ConfigMap and the Secret"
-    unknown = (set(config) | set(secret)) - files.variables_read_by_code() - {"FLOWER_BASIC_AUTH"}
+    unknown = (set(config) | set(secret)) - files.variables_read_by_code()
     assert not unknown, f"manifests set variables nothing reads: {sorted(unknown)}"
+
+
+def _pool_capacity(options: str) -> int:
+    parsed = json.loads(options)
+    return int(parsed.get("pool_size", 5)) + int(parsed.get("max_overflow", 10))  # SQLAlchemy's defaults
+
+
+def test_worker_pools_hold_one_connection_per_payout_thread() -> None:
+    """Each payout thread needs a database connection; fewer and threads queue for the pool."""
+    worker = files.compose_config()["services"]["worker"]["environment"]
+    assert _pool_capacity(worker["SQLALCHEMY_ENGINE_OPTIONS"]) >= int(worker["CELERY_WORKER_CONCURRENCY"])
+    config = files.manifest("ConfigMap", "recycling-wallet-config")["data"]
+    container = files.manifest("Deployment", "recycling-wallet-worker")["spec"]["template"]["spec"]["containers"][0]
+    env = {**config, **{e["name"]: e["value"] for e in container.get("env", [])}}
+    assert _pool_capacity(env["SQLALCHEMY_ENGINE_OPTIONS"]) >= int(env["CELERY_WORKER_CONCURRENCY"])

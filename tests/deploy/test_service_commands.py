@@ -171,12 +171,14 @@ def test_worker_answers_its_image_healthcheck_and_stops_warm(stack: Stack) -> No
     env = stack.env("worker")
     worker = stack.start("worker", env)
     try:
-        ping = files.dockerfile_stages("Dockerfile.worker")[-1].of("HEALTHCHECK")[-1].value[1:]
         deadline = time.monotonic() + 60
-        while subprocess.run(ping, cwd=files.ROOT, env=env, timeout=30, capture_output=True).returncode != 0:
+        while "ready." not in stack.log("worker"):  # Celery's "celery@host ready." (a JSON log line here)
             assert worker.poll() is None, stack.log("worker")
             assert time.monotonic() < deadline, stack.log("worker")
-            time.sleep(1)
+            time.sleep(0.2)
+        ping = files.dockerfile_stages("Dockerfile.worker")[-1].of("HEALTHCHECK")[-1].value[1:]
+        result = subprocess.run(ping, cwd=files.ROOT, env=env, timeout=30, capture_output=True, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
         metrics = requests.get(f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics", timeout=5)
         assert metrics.status_code == 200 and "wallet_payout_attempts_total" in metrics.text
         code, _ = _stop(worker, within=30)
