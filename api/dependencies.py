@@ -83,7 +83,9 @@ class Dependencies:
         self.optional = frozenset(config.readiness_optional_checks)
         self._database = database
         self._replica = replica
-        self.redis = _redis_client(config.redis_url, self.timeout) if config.redis_url else None
+        # "redis" is the rate limiter's storage (REDIS_URL's server, its own database) when it is Redis.
+        limiter_url = config.rate_limit_storage
+        self.redis = _redis_client(limiter_url, self.timeout) if limiter_url.startswith(("redis:", "rediss:")) else None
         broker_url = config.broker_url
         self.broker = _redis_client(broker_url, self.timeout) if broker_url.startswith(("redis:", "rediss:")) else None
 

@@ -19,13 +19,14 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_smorest import Blueprint
 
 from api.auth import current_account
 from api.errors import error_response
 from shared.config import Config
+from shared.observability import metrics
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -123,6 +124,7 @@ def limiter_fallback_active(app: Flask | None = None) -> bool:
 
 
 def _rate_limited(exc: RateLimitExceeded) -> Response:
+    metrics.record_rate_limited(request.url_rule.rule if request.url_rule is not None else metrics.UNMATCHED_ENDPOINT)
     return error_response(
         429,
         "rate_limited",
@@ -133,6 +135,8 @@ def _rate_limited(exc: RateLimitExceeded) -> Response:
 
 def _add_headers(response: Response) -> Response:
     limits: _AppLimits | None = current_app.extensions.get(EXTENSION)
+    if limits is not None:
+        metrics.set_rate_limiter_fallback(limits.limiter.fallback_active)  # per process; livemax across them
     current = limits.limiter.current_limit if limits else None
     if current is None:
         return response

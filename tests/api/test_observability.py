@@ -176,7 +176,9 @@ def test_metrics_token_is_required_when_set(config: Config, app: Flask) -> None:
 
 
 def test_production_refuses_to_start_with_public_metrics(config: Config) -> None:
-    production = config.replace(app_env=AppEnv.PRODUCTION, auth_dev_bypass=False, firebase_project_id="p")
+    production = config.replace(
+        app_env=AppEnv.PRODUCTION, auth_dev_bypass=False, firebase_project_id="p", stripe_secret_key="sk_live_x"
+    )
     with pytest.raises(ConfigError, match="METRICS_TOKEN"):
         create_app(production)
 
@@ -191,6 +193,7 @@ def test_metrics_is_not_in_the_public_api_document(client: FlaskClient) -> None:
 @pytest.mark.slow
 def test_gunicorn_workers_share_their_metrics_and_log_json(database_url: str, database: Database) -> None:
     env = {"APP_ENV": "test", "DATABASE_URL": database_url, "AUTH_DEV_BYPASS": "true", "LOG_LEVEL": "INFO"}
+    env["RATE_LIMIT_DEPOSITS"] = "1000/second"  # 30 deposits in a row from one wallet are the point here
     server = start_live_server(env, workers=3)
     try:
         headers = {**bypass_headers("multi@example.com"), "Content-Type": "application/json"}
@@ -233,3 +236,34 @@ def _gunicorn_worker_pids(master: int) -> list[int]:
                 continue
     assert children, "gunicorn has no workers"
     return children
+
+
+def test_rate_limit_rejections_and_fallback_are_exported(config: Config, database: Database) -> None:
+    limiter_redis = start_redis()
+    app = create_app(config.replace(rate_limit_storage_url=limiter_redis.url(0), rate_limit_deposits="2/minute"))
+    client = app.test_client()
+    headers = bypass_headers("limited@example.com")
+    try:
+        before = client.get("/metrics").get_data(as_text=True)
+        statuses = [
+            client.post("/deposit", json={"material": "plastic", "units": 1}, headers=headers).status_code
+            for _ in range(3)
+        ]
+        assert statuses == [201, 201, 429]
+        after = client.get("/metrics").get_data(as_text=True)
+        assert (
+            value(after, "wallet_rate_limited_total", endpoint="/deposit")
+            - value(before, "wallet_rate_limited_total", endpoint="/deposit")
+            == 1
+        )
+        assert value(after, "wallet_rate_limiter_fallback_active") == 0
+        limiter_redis.stop()  # Redis gone: the limiter counts in memory, deposits go on, the gauge says so
+        other = bypass_headers("fallback@example.com")
+        assert client.post("/deposit", json={"material": "plastic", "units": 1}, headers=other).status_code == 201
+        assert value(client.get("/metrics").get_data(as_text=True), "wallet_rate_limiter_fallback_active") == 1
+    finally:
+        limiter_redis.stop()
+        from shared.observability import metrics
+
+        metrics.set_rate_limiter_fallback(False)
+        app.extensions["wallet_db"].dispose()

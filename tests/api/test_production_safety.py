@@ -15,6 +15,7 @@ SAFE = {
     "firebase_project_id": "wallet-prod",
     "auth_dev_bypass": False,
     "stripe_secret_key": "sk_live_placeholder",
+    "metrics_token": "metrics-token-placeholder",
 }
 
 
@@ -35,6 +36,7 @@ def test_safe_production_settings_start(database_url: str) -> None:
         ({"firebase_auth_emulator_host": "127.0.0.1:9099"}, "FIREBASE_AUTH_EMULATOR_HOST"),
         ({"firebase_project_id": None}, "FIREBASE_PROJECT_ID"),
         ({"stripe_secret_key": None}, "needs the Stripe gateway"),
+        ({"metrics_token": None}, "METRICS_TOKEN"),
         ({"stripe_secret_key": None, "payout_gateway": "simulated"}, "ALLOW_SIMULATED_PAYOUTS"),
         ({"redis_url": "redis://cache:6379/1"}, "different Redis databases"),
         (
@@ -47,6 +49,7 @@ def test_safe_production_settings_start(database_url: str) -> None:
         "emulator-setting",
         "no-project-id",
         "simulated-gateway",
+        "public-metrics",
         "simulated-explicitly",
         "limiter-on-broker-db",
         "explicit-same-db",

@@ -97,7 +97,12 @@ def make_app(config: Config, database: Database) -> Iterator[Callable[..., Flask
 
 
 def test_hsts_in_production(make_app: Callable[..., Flask]) -> None:
-    production = make_app(app_env=AppEnv.PRODUCTION, auth_dev_bypass=False, stripe_secret_key="sk_live_placeholder")
+    production = make_app(
+        app_env=AppEnv.PRODUCTION,
+        auth_dev_bypass=False,
+        stripe_secret_key="sk_live_placeholder",
+        metrics_token="m" * 16,
+    )
     hsts = production.test_client().get("/health").headers["Strict-Transport-Security"]
     assert hsts == "max-age=63072000; includeSubDomains"
 

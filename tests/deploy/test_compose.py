@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from shared.config import Config
 from tests.deploy import files
 
 
@@ -38,7 +39,9 @@ def test_redis_requires_a_password_and_every_client_sends_it(services: dict[str,
         assert env["REDIS_URL"].startswith(f"redis://:{password}@redis:6379/")
         assert env["CELERY_BROKER_URL"].startswith(f"redis://:{password}@redis:6379/")
         # The rate limiter and the broker never share a Redis database.
-        assert env["REDIS_URL"].rsplit("/", 1)[1] != env["CELERY_BROKER_URL"].rsplit("/", 1)[1]
+        config = Config.from_env({k: v for k, v in env.items() if v is not None})
+        assert config.rate_limit_storage.startswith(f"redis://:{password}@redis:6379/")
+        assert config.rate_limit_storage.rsplit("/", 1)[1] != config.broker_url.rsplit("/", 1)[1]
     assert services["redis"]["environment"]["REDISCLI_AUTH"] == password  # its healthcheck authenticates
 
 

@@ -217,3 +217,10 @@ def test_worker_metrics_port_agrees() -> None:
     worker = files.manifest("Deployment", "recycling-wallet-worker")
     assert worker["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == str(port)
     assert _container("recycling-wallet-worker")["ports"][0]["containerPort"] == port
+
+
+def test_rate_limiter_and_broker_use_different_redis_databases() -> None:
+    env = {**files.manifest("ConfigMap", "recycling-wallet-config")["data"]}
+    env.update(files.manifest("Secret", "recycling-wallet-secrets")["stringData"])
+    config = Config.from_env({**env, "METRICS_TOKEN": "x"})
+    assert config.rate_limit_storage.rsplit("/", 1)[1] != config.broker_url.rsplit("/", 1)[1]
