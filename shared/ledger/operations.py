@@ -137,10 +137,21 @@ def cancel(
             guard = [Withdrawal.status == WithdrawalStatus.FAILED]
             action = FORCED_CANCEL if refusal else CANCEL
         elif withdrawal.status == WithdrawalStatus.PENDING:
-            started = withdrawal.attempts > 0 or withdrawal.attempt_generation > 0 or withdrawal.provider_transfer_id
+            # A claim sets the keys, and nothing clears them: a requeue after retries_exhausted resets attempts
+            # to 0 but the outcome of its calls is still unknown.
+            started = (
+                withdrawal.attempts > 0
+                or withdrawal.attempt_generation > 0
+                or withdrawal.provider_transfer_id
+                or withdrawal.transfer_idempotency_key is not None
+            )
             if started:
                 raise InvalidTransition("this pending withdrawal has already been tried; wait for it to finish")
-            guard = [Withdrawal.status == WithdrawalStatus.PENDING, Withdrawal.attempts == 0]
+            guard = [
+                Withdrawal.status == WithdrawalStatus.PENDING,
+                Withdrawal.attempts == 0,
+                Withdrawal.transfer_idempotency_key.is_(None),
+            ]
             action = CANCEL
         else:
             raise InvalidTransition(f"a {withdrawal.status} withdrawal cannot be canceled", status=withdrawal.status)

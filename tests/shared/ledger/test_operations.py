@@ -140,3 +140,14 @@ def test_cancel_that_could_refund_money_already_sent_needs_force(
     assert balance(db_session, withdrawal) == 1000
     assert [a.action for a in ledger.operator_actions(db_session, withdrawal.id)] == ["cancel_forced"]
     assert reload(db_session, withdrawal).status == "canceled"
+
+
+def test_a_requeued_unknown_outcome_is_not_a_pending_withdrawal_never_started(db_session: Session) -> None:
+    # retries_exhausted -> requeue keeps the generation and resets attempts to 0; the transfer whose outcome is
+    # unknown may have gone through, so a cancel before the worker looks again could refund money already sent.
+    withdrawal = failed(db_session, code=ledger.RETRIES_EXHAUSTED)
+    ledger.requeue(db_session, withdrawal.id, "cli:alice")
+    with pytest.raises(ledger.InvalidTransition, match="already been tried"):
+        ledger.cancel(db_session, withdrawal.id, "cli:bob")
+    assert balance(db_session, withdrawal) == 700
+    assert reload(db_session, withdrawal).status == "pending"
