@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shared.db import atomic, utcnow
-from shared.ledger.payouts import rowcount
+from shared.ledger.payouts import RETRIES_EXHAUSTED, rowcount
 from shared.models import AppliedWebhookEvent, Withdrawal, WithdrawalStatus
 from shared.observability import metrics
 
@@ -48,11 +49,19 @@ class PayoutEvent:
     failure_message: str | None = None
 
 
-# Stripe payouts go paid -> failed (a bank can return money days later) but never failed -> paid.
-_ALLOWED_FROM = {
-    PayoutEventKind.PAID: (WithdrawalStatus.PROCESSING, WithdrawalStatus.PAID),
-    PayoutEventKind.FAILED: (WithdrawalStatus.PROCESSING, WithdrawalStatus.PAID),
-}
+# Stripe payouts go paid -> failed (a bank can return money days later) but never failed -> paid. Besides the
+# worker's own ``processing``, an event also decides a withdrawal whose payout call's outcome the worker never
+# learned: ``pending`` awaiting a retry, or ``failed`` with retries_exhausted. Their retry would replay Stripe's
+# stored creation response, which never says "failed", so this event is the only news of a failure.
+_ALLOWED_FROM = (WithdrawalStatus.PENDING, WithdrawalStatus.PROCESSING, WithdrawalStatus.PAID)
+# A conditional UPDATE that lost to a worker or operator is decided again on the fresh row, this many times.
+MAX_DECISIONS = 3
+
+
+def _allowed(withdrawal: Withdrawal) -> bool:
+    if withdrawal.status == WithdrawalStatus.FAILED:
+        return withdrawal.failure_code == RETRIES_EXHAUSTED
+    return withdrawal.status in _ALLOWED_FROM
 
 
 def _find(session: Session, event: PayoutEvent) -> Withdrawal | None:
@@ -102,34 +111,15 @@ def apply_payout_event(session: Session, event: PayoutEvent) -> EventOutcome:
         )
         if not inserted:
             return EventOutcome.DUPLICATE
-        outcome = EventOutcome.IGNORED
-        entered: object = None
-        withdrawal = _find(session, event)
         kind = PayoutEventKind(event.event_type) if event.event_type in set(PayoutEventKind) else None
-        already_paid = kind is PayoutEventKind.PAID and withdrawal is not None and withdrawal.status == "paid"
-        if already_paid:
-            outcome = EventOutcome.APPLIED  # confirms what the worker recorded; nothing to change
-        elif withdrawal is not None and kind is not None and withdrawal.status in _ALLOWED_FROM[kind]:
-            values: dict[str, object] = {"updated_at": now, "lease_expires_at": None}
-            if event.payout_id and not withdrawal.provider_payout_id:
-                values["provider_payout_id"] = event.payout_id
-            if kind is PayoutEventKind.PAID:
-                values.update(status=WithdrawalStatus.PAID, paid_at=withdrawal.paid_at or now)
-            else:
-                values.update(
-                    status=WithdrawalStatus.FAILED,
-                    failure_code=(event.failure_code or PAYOUT_FAILED)[:64],
-                    failure_message=event.failure_message or "the bank returned the payout",
-                )
-            won = rowcount(
-                session,
-                update(Withdrawal)
-                .where(Withdrawal.id == withdrawal.id, Withdrawal.status == withdrawal.status)
-                .values(**values)
-                .execution_options(synchronize_session=False),
-            )
-            outcome = EventOutcome.APPLIED if won == 1 else EventOutcome.IGNORED
-            entered = values["status"] if won == 1 else None
+        decision: tuple[EventOutcome, str | None] | None = None
+        withdrawal = None
+        for _ in range(MAX_DECISIONS if kind is not None else 1):
+            withdrawal = _find(session, event)
+            decision = _decide(session, event, kind, withdrawal, now)
+            if decision is not None:
+                break
+        outcome, entered = decision or (EventOutcome.IGNORED, None)
         rowcount(
             session,
             update(AppliedWebhookEvent)
@@ -137,5 +127,44 @@ def apply_payout_event(session: Session, event: PayoutEvent) -> EventOutcome:
             .values(outcome=outcome, withdrawal_id=withdrawal.id if withdrawal is not None else None),
         )
     if entered is not None:
-        metrics.record_withdrawal_status(str(entered))
+        metrics.record_withdrawal_status(entered)
     return outcome
+
+
+def _decide(
+    session: Session, event: PayoutEvent, kind: PayoutEventKind | None, withdrawal: Withdrawal | None, now: datetime
+) -> tuple[EventOutcome, str | None] | None:
+    """Apply the event to the withdrawal as just read: the outcome and the status entered (None if unchanged).
+    None when a concurrent change won the UPDATE."""
+    if withdrawal is None or kind is None:
+        return EventOutcome.IGNORED, None
+    if kind is PayoutEventKind.PAID and withdrawal.status == WithdrawalStatus.PAID:
+        return EventOutcome.APPLIED, None  # confirms what the worker recorded; nothing to change
+    if not _allowed(withdrawal):
+        return EventOutcome.IGNORED, None
+    values: dict[str, object] = {"updated_at": now, "lease_expires_at": None, "next_attempt_at": None}
+    if event.payout_id and not withdrawal.provider_payout_id:
+        values["provider_payout_id"] = event.payout_id
+    if kind is PayoutEventKind.PAID:
+        values.update(
+            status=WithdrawalStatus.PAID, paid_at=withdrawal.paid_at or now, failure_code=None, failure_message=None
+        )
+    else:
+        values.update(
+            status=WithdrawalStatus.FAILED,
+            failure_code=(event.failure_code or PAYOUT_FAILED)[:64],
+            failure_message=event.failure_message or "the bank returned the payout",
+        )
+    won = rowcount(
+        session,
+        update(Withdrawal)
+        .where(
+            Withdrawal.id == withdrawal.id,
+            Withdrawal.status == withdrawal.status,
+            Withdrawal.attempts == withdrawal.attempts,
+            Withdrawal.attempt_generation == withdrawal.attempt_generation,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False),
+    )
+    return (EventOutcome.APPLIED, str(values["status"])) if won == 1 else None
