@@ -12,6 +12,14 @@ class _Parser(FlaskParser):
     # webargs answers 422 by default; a malformed request is a 400 in this API.
     DEFAULT_VALIDATION_STATUS = 400
 
+    def load_json(self, req: Any, schema: Any) -> Any:
+        try:
+            return super().load_json(req, schema)
+        except (RecursionError, ValueError) as exc:
+            # Well-formed JSON that Python's json module still refuses to load (webargs only handles syntax
+            # errors): nesting deeper than the recursion limit, integers over sys.get_int_max_str_digits().
+            self._handle_invalid_json_error(exc, req)  # type: ignore[arg-type]
+
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = _Parser()
