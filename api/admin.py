@@ -15,7 +15,7 @@ from api.blueprint import Blueprint
 from api.errors import Forbidden
 from api.extensions import db_session
 from api.payouts import enqueue_payout
-from api.schemas import StrictSchema, WithdrawalSchema
+from api.schemas import StrictSchema, WithdrawalSchema, storable
 from shared import ledger
 
 blp = Blueprint("admin", __name__, url_prefix="/admin", description="Operator actions (admins only)").protected()
@@ -35,7 +35,7 @@ def actor() -> str:
 
 
 class RequeueRequest(StrictSchema):
-    reason = fields.String(validate=validate.Length(max=MAX_REASON_LENGTH), load_default=None)
+    reason = fields.String(validate=[validate.Length(max=MAX_REASON_LENGTH), storable], load_default=None)
 
 
 class CancelRequest(RequeueRequest):

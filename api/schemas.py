@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +55,13 @@ def _no_blank(value: str) -> None:
         raise ValidationError("Must not be blank.")
 
 
+def storable(value: str) -> None:
+    """Text the database can store: PostgreSQL refuses NUL, and a lone surrogate (valid in a JSON escape) has no
+    UTF-8 encoding. Other control characters are refused too: no token or reason contains them."""
+    if any(unicodedata.category(c) in ("Cc", "Cs") and c not in "\t\n\r" for c in value):
+        raise ValidationError("Must not contain control characters or unpaired surrogates.")
+
+
 class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -69,7 +77,9 @@ class DepositRequest(StrictSchema):
 
 class WithdrawRequest(StrictSchema):
     amount_cents = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_WITHDRAWAL_CENTS))
-    bank_token = fields.String(required=True, validate=[validate.Length(min=1, max=MAX_BANK_TOKEN_LENGTH), _no_blank])
+    bank_token = fields.String(
+        required=True, validate=[validate.Length(min=1, max=MAX_BANK_TOKEN_LENGTH), _no_blank, storable]
+    )
 
 
 class PageArgs(StrictSchema):

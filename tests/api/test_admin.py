@@ -120,3 +120,18 @@ def test_unknown_withdrawal_is_404_and_bad_body_is_400(admin_client: FlaskClient
     assert (bad.status_code, bad.json["error"]["code"]) == (400, "validation_error")
     assert post(admin_client, path, "admin-token", {"unexpected": 1}).status_code == 400
     assert balance(db_session, withdrawal) == 700
+
+
+def test_a_reason_the_database_cannot_store_is_a_validation_error(
+    admin_client: FlaskClient, db_session: Session
+) -> None:
+    withdrawal = failed(db_session)
+    response = admin_client.post(
+        f"/admin/withdrawals/{withdrawal.id}/cancel",
+        data='{"reason": "bad\\u0000reason"}',
+        content_type="application/json",
+        headers={"Authorization": "Bearer admin-token"},
+    )
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert "reason" in response.get_json()["error"]["details"]
+    assert balance(db_session, withdrawal) == 700

@@ -34,3 +34,20 @@ def test_json_the_parser_cannot_load_is_a_validation_error(client: FlaskClient, 
     assert response.status_code == 400, response.get_data(as_text=True)
     assert response.get_json()["error"]["code"] == "validation_error"
     assert _balance(client) == before
+
+
+@pytest.mark.parametrize(
+    "raw_token",
+    [
+        pytest.param('"tok\\u0000x"', id="nul"),
+        pytest.param('"tok\\ud800"', id="lone-surrogate"),
+        pytest.param('"tok\\u0007x"', id="control-character"),
+    ],
+)
+def test_a_bank_token_that_cannot_be_stored_is_a_validation_error(client: FlaskClient, raw_token: str) -> None:
+    before = _funded(client)
+    body = '{"amount_cents": 200, "bank_token": ' + raw_token + "}"
+    response = client.post("/withdraw", data=body, content_type="application/json", headers=USER)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert "bank_token" in response.get_json()["error"]["details"]
+    assert _balance(client) == before
