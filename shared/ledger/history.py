@@ -38,8 +38,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         created_at = datetime.fromisoformat(stamp)
         if created_at.tzinfo is None:
             raise ValueError("cursor timestamp has no timezone")
-        return created_at, uuid.UUID(row_id)
-    except (ValueError, UnicodeDecodeError, binascii.Error):
+        # In UTC here, where a stamp at the edge of datetime's range overflows (it would on the way to the database).
+        return created_at.astimezone(UTC), uuid.UUID(row_id)
+    except (ValueError, OverflowError, UnicodeDecodeError, binascii.Error):
         raise InvalidCursor("cursor is not one this API issued", cursor=["Not a cursor this API issued."]) from None
 
 

@@ -3,6 +3,9 @@ nothing."""
 
 from __future__ import annotations
 
+import base64
+import uuid
+
 import pytest
 from flask.testing import FlaskClient
 
@@ -51,3 +54,12 @@ def test_a_bank_token_that_cannot_be_stored_is_a_validation_error(client: FlaskC
     assert response.status_code == 400, response.get_data(as_text=True)
     assert "bank_token" in response.get_json()["error"]["details"]
     assert _balance(client) == before
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+@pytest.mark.parametrize("path", ["/transactions", "/withdrawals"])
+def test_a_cursor_outside_the_datetime_range_is_a_validation_error(client: FlaskClient, path: str, stamp: str) -> None:
+    cursor = base64.urlsafe_b64encode(f"{stamp}|{uuid.uuid4()}".encode()).decode().rstrip("=")
+    response = client.get(f"{path}?cursor={cursor}", headers=USER)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] == "validation_error"
