@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 BYPASS_HEADER = "X-Test-User-Email"
 # Bypass users get a uid of their own namespace so they can never collide with a real Firebase uid.
 BYPASS_UID_PREFIX = "dev-bypass:"
+# users.firebase_uid holds 128 characters (Firebase's own uid limit); the prefixed email must fit.
+MAX_UID_LENGTH = 128
+MAX_BYPASS_EMAIL_LENGTH = MAX_UID_LENGTH - len(BYPASS_UID_PREFIX)
 MAX_EMAIL_LENGTH = 320
 # Firebase tokens are ~1 KB; anything far larger is not one and is not worth parsing.
 MAX_TOKEN_LENGTH = 8192
@@ -81,8 +84,10 @@ def _reason(exc: Exception) -> str:
 def _bypass_identity(email: str) -> Identity:
     email = email.strip().lower()
     local, _, domain = email.partition("@")
-    if not local or not domain or len(email) > MAX_EMAIL_LENGTH or any(c.isspace() for c in email):
-        raise Unauthenticated(f"{BYPASS_HEADER} must be an email address")
+    if not local or not domain or len(email) > MAX_BYPASS_EMAIL_LENGTH or any(c.isspace() for c in email):
+        raise Unauthenticated(
+            f"{BYPASS_HEADER} must be an email address of {MAX_BYPASS_EMAIL_LENGTH} characters at most"
+        )
     return Identity(uid=BYPASS_UID_PREFIX + email, email=email)
 
 

@@ -63,3 +63,9 @@ def test_a_cursor_outside_the_datetime_range_is_a_validation_error(client: Flask
     response = client.get(f"{path}?cursor={cursor}", headers=USER)
     assert response.status_code == 400, response.get_data(as_text=True)
     assert response.get_json()["error"]["code"] == "validation_error"
+
+
+def test_a_bypass_email_too_long_for_a_user_id_is_refused(client: FlaskClient) -> None:
+    response = client.get("/wallet", headers=bypass_headers("a" * 200 + "@example.com"))
+    assert response.status_code == 401, response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] == "unauthenticated"
