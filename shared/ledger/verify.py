@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from shared.models import Transaction, TransactionType, Wallet, Withdrawal, WithdrawalStatus
+
+_HOLD_TYPES = (TransactionType.WITHDRAWAL, TransactionType.WITHDRAWAL_REVERSAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,27 +36,61 @@ def verify(session: Session) -> list[Mismatch]:
     for wallet_id, balance, total in session.execute(sums):
         if balance != total or balance < 0:
             mismatches.append(Mismatch("wallet_balance", wallet_id, int(total), int(balance)))
+    mismatches += _withdrawal_holds(session)
+    mismatches += _misplaced_transactions(session)
+    session.rollback()
+    return mismatches
 
-    # Each withdrawal holds its amount exactly once, and only a canceled one has given it back (once).
-    held = (
+
+def _withdrawal_holds(session: Session) -> list[Mismatch]:
+    """Each withdrawal holds its amount with exactly one debit, in its own wallet, and gives it back with exactly
+    one reversal if and only if it was canceled. Sums alone would miss a second debit netted by a reversal."""
+
+    def of_type(kind: TransactionType, value: Any) -> ColumnElement[Any]:
+        return func.coalesce(func.sum(case((Transaction.transaction_type == kind, value), else_=0)), 0)
+
+    per_withdrawal = (
         select(
             Withdrawal.id,
             Withdrawal.amount_cents,
             Withdrawal.status,
-            func.coalesce(func.sum(Transaction.amount_cents), 0),
+            of_type(TransactionType.WITHDRAWAL, 1),
+            of_type(TransactionType.WITHDRAWAL, Transaction.amount_cents),
+            of_type(TransactionType.WITHDRAWAL_REVERSAL, 1),
+            of_type(TransactionType.WITHDRAWAL_REVERSAL, Transaction.amount_cents),
+            func.count(Transaction.id).filter(Transaction.wallet_id != Withdrawal.wallet_id),
         )
-        .outerjoin(Transaction, Transaction.withdrawal_id == Withdrawal.id)
-        .where(Transaction.transaction_type.in_([TransactionType.WITHDRAWAL, TransactionType.WITHDRAWAL_REVERSAL]))
+        .outerjoin(
+            Transaction,
+            and_(Transaction.withdrawal_id == Withdrawal.id, Transaction.transaction_type.in_(_HOLD_TYPES)),
+        )
         .group_by(Withdrawal.id, Withdrawal.amount_cents, Withdrawal.status)
     )
-    seen: set[uuid.UUID] = set()
-    for withdrawal_id, amount, status, net in session.execute(held):
-        seen.add(withdrawal_id)
-        expected = 0 if status == WithdrawalStatus.CANCELED else -int(amount)
-        if int(net) != expected:
-            mismatches.append(Mismatch("withdrawal_hold", withdrawal_id, expected, int(net)))
-    for (withdrawal_id,) in session.execute(select(Withdrawal.id)):
-        if withdrawal_id not in seen:
-            mismatches.append(Mismatch("withdrawal_hold", withdrawal_id, -1, 0))
-    session.rollback()
+    mismatches: list[Mismatch] = []
+    for withdrawal_id, amount, status, debits, debited, reversals, reversed_, elsewhere in session.execute(
+        per_withdrawal
+    ):
+        amount = int(amount)
+        if (int(debits), int(debited)) != (1, -amount):
+            mismatches.append(Mismatch("withdrawal_debit", withdrawal_id, -amount, int(debited)))
+        expected_reversal = amount if status == WithdrawalStatus.CANCELED else 0
+        if (int(reversals), int(reversed_)) != (1 if expected_reversal else 0, expected_reversal):
+            mismatches.append(Mismatch("withdrawal_reversal", withdrawal_id, expected_reversal, int(reversed_)))
+        if int(elsewhere):
+            mismatches.append(Mismatch("withdrawal_wallet", withdrawal_id, 0, int(elsewhere)))
     return mismatches
+
+
+def _misplaced_transactions(session: Session) -> list[Mismatch]:
+    """Debits and reversals belong to a withdrawal; deposits are positive and belong to none."""
+    misplaced = select(Transaction.id, Transaction.amount_cents).where(
+        or_(
+            and_(Transaction.transaction_type.in_(_HOLD_TYPES), Transaction.withdrawal_id.is_(None)),
+            and_(
+                Transaction.transaction_type == TransactionType.DEPOSIT,
+                or_(Transaction.withdrawal_id.is_not(None), Transaction.amount_cents <= 0),
+            ),
+            Transaction.transaction_type.not_in((TransactionType.DEPOSIT, *_HOLD_TYPES)),
+        )
+    )
+    return [Mismatch("orphan_transaction", txn_id, 0, int(amount)) for txn_id, amount in session.execute(misplaced)]
