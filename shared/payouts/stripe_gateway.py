@@ -40,6 +40,9 @@ class StripeGateway:
             "type": "custom",
             "country": self._country,
             "capabilities": {"transfers": {"requested": True}},
+            # Stripe's default is a daily automatic payout of the account's whole balance: it would pay our
+            # transfer out by itself, besides or instead of the keyed payout the withdrawal records.
+            "settings": {"payouts": {"schedule": {"interval": "manual"}}},
             "metadata": {"user_id": str(instruction.user_id)},
         }
         if instruction.email:

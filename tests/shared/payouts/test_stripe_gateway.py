@@ -174,3 +174,11 @@ def test_fail_token_refuses_the_bank_account(fake: FakeStripe) -> None:
     with pytest.raises(PermanentPayoutError) as raised:
         gateway(fake.url).attach_bank_account(instruction("tok_fail_account_closed"), "acct_x")
     assert raised.value.code == "account_closed"
+
+
+def test_connected_accounts_are_created_with_manual_payouts(fake: FakeStripe) -> None:
+    # Stripe's default schedule pays a connected account's balance out daily on its own: our transfer would be
+    # paid out by Stripe besides (or instead of) our keyed payout, outside the withdrawal's bookkeeping.
+    gateway(fake.url).create_account(instruction())
+    (sent,) = fake.requests("/v1/accounts")
+    assert sent.params["settings[payouts][schedule][interval]"] == "manual"
