@@ -100,16 +100,24 @@ def claim(
         "created_at": now,
     }
     with atomic(session):
-        key_id = _insert_unless_exists(session, {"id": uuid.uuid4(), "user_id": user_id, "key": key, **fresh})
-        if key_id is not None:
-            return Claim(key_id, lock_id)
-        # Row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already serializes): one decision per key at a time.
-        row = session.execute(
-            select(IdempotencyKey)
-            .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
-            .with_for_update()
-            .execution_options(populate_existing=True)  # the session may hold an older copy of this row
-        ).scalar_one()
+        row = None
+        # Twice: on PostgreSQL the cleanup can delete an expired row between our INSERT (which saw it) and our
+        # SELECT (which does not); the second INSERT then takes the key.
+        for _ in range(2):
+            key_id = _insert_unless_exists(session, {"id": uuid.uuid4(), "user_id": user_id, "key": key, **fresh})
+            if key_id is not None:
+                return Claim(key_id, lock_id)
+            # Row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already serializes): one decision per key at a time.
+            row = session.execute(
+                select(IdempotencyKey)
+                .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+                .with_for_update()
+                .execution_options(populate_existing=True)  # the session may hold an older copy of this row
+            ).scalar_one_or_none()
+            if row is not None:
+                break
+        if row is None:
+            raise IdempotentRequestInProgress("this Idempotency-Key is changing hands; retry shortly")
         if row.created_at <= now - KEY_TTL:
             _update(session, row.id, fresh)  # expired: this is a new request that happens to reuse the key
             return Claim(row.id, lock_id)
