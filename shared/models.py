@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, utcnow
@@ -34,6 +34,12 @@ class WithdrawalStatus(StrEnum):
 
 def _enum_values(enum: type[StrEnum]) -> str:
     return ", ".join(f"'{member.value}'" for member in enum)
+
+
+def _one_per_withdrawal(name: str, kind: TransactionType) -> Index:
+    """A partial unique index: one transaction of ``kind`` per withdrawal (PostgreSQL and SQLite alike)."""
+    where = text(f"transaction_type = '{kind.value}'")
+    return Index(name, "withdrawal_id", unique=True, postgresql_where=where, sqlite_where=where)
 
 
 class User(Base):
@@ -107,6 +113,10 @@ class Transaction(Base):
         # Serves GET /transactions: newest first, keyset pagination on (created_at, id).
         Index("ix_transactions_wallet_created", "wallet_id", "created_at", "id"),
         Index("ix_transactions_user_created", "user_id", "created_at"),
+        # At most one debit and one reversal per withdrawal, enforced by the database itself: the ledger's
+        # conditional UPDATEs already guarantee it, this catches any future code (or manual SQL) that does not.
+        _one_per_withdrawal("uq_transactions_withdrawal_debit", TransactionType.WITHDRAWAL),
+        _one_per_withdrawal("uq_transactions_withdrawal_reversal", TransactionType.WITHDRAWAL_REVERSAL),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

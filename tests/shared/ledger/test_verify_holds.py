@@ -7,9 +7,11 @@ checks that verify names the withdrawal or transaction at fault, even where the 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import Index, delete, insert, update
 from sqlalchemy.orm import Session
 
 from shared import ledger
@@ -23,6 +25,29 @@ pytest_plugins = ["tests.backends"]
 
 def _kinds(session: Session) -> list[tuple[str, uuid.UUID]]:
     return sorted((m.kind, m.subject_id) for m in ledger.verify(session))
+
+
+@contextmanager
+def duplicates_allowed(session: Session) -> Iterator[list[uuid.UUID]]:
+    """Drop migration 0004's one-debit/one-reversal indexes (as on a database before 0004, or after a manual
+    DROP INDEX) so a test can write the duplicates verify must still find; the ids it yields are deleted and the
+    indexes recreated afterwards."""
+    guards = [i for i in Transaction.__table__.indexes if isinstance(i, Index) and i.name.startswith("uq_")]
+    assert len(guards) == 2
+    engine = session.get_bind()
+    session.rollback()
+    with engine.begin() as conn:
+        for guard in guards:
+            guard.drop(conn)
+    added: list[uuid.UUID] = []
+    try:
+        yield added
+    finally:
+        session.rollback()
+        with engine.begin() as conn:
+            conn.execute(delete(Transaction).where(Transaction.id.in_(added)))
+            for guard in guards:
+                guard.create(conn)
 
 
 def _add_transaction(
@@ -85,13 +110,13 @@ def test_a_reversal_credited_to_another_wallet(db_session: Session) -> None:
 
 def test_a_second_debit_and_a_second_reversal_netting_out(db_session: Session) -> None:
     withdrawal = make_withdrawal(db_session)  # pending: one debit of -300 expected, no reversal
-    _add_transaction(db_session, withdrawal, withdrawal.wallet_id, withdrawal.user_id, TransactionType.WITHDRAWAL, -300)
-    _add_transaction(
-        db_session, withdrawal, withdrawal.wallet_id, withdrawal.user_id, TransactionType.WITHDRAWAL_REVERSAL, 300
-    )
-    kinds = _kinds(db_session)
-    assert ("withdrawal_debit", withdrawal.id) in kinds
-    assert ("withdrawal_reversal", withdrawal.id) in kinds
+    w, wallet, user = withdrawal, withdrawal.wallet_id, withdrawal.user_id
+    with duplicates_allowed(db_session) as added:
+        added.append(_add_transaction(db_session, w, wallet, user, TransactionType.WITHDRAWAL, -300))
+        added.append(_add_transaction(db_session, w, wallet, user, TransactionType.WITHDRAWAL_REVERSAL, 300))
+        kinds = _kinds(db_session)
+    assert ("withdrawal_debit", w.id) in kinds
+    assert ("withdrawal_reversal", w.id) in kinds
 
 
 def test_a_withdrawal_with_no_debit_reports_its_amount(db_session: Session) -> None:
@@ -107,5 +132,7 @@ def test_the_hold_checks_run_on_both_databases(backend: Database) -> None:
         withdrawal = failed(session)
         ledger.cancel(session, withdrawal.id, "cli:test")
         assert ledger.verify(session) == []
-        _add_transaction(session, withdrawal, withdrawal.wallet_id, withdrawal.user_id, TransactionType.WITHDRAWAL, -10)
-        assert _kinds(session) == [("withdrawal_debit", withdrawal.id)]
+        w, wallet, user = withdrawal, withdrawal.wallet_id, withdrawal.user_id
+        with duplicates_allowed(session) as added:
+            added.append(_add_transaction(session, w, wallet, user, TransactionType.WITHDRAWAL, -10))
+            assert _kinds(session) == [("withdrawal_debit", w.id)]
