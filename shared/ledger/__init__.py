@@ -15,6 +15,7 @@ from shared.ledger.errors import (
 from shared.ledger.history import Page, list_transactions, list_withdrawals
 from shared.ledger.operations import cancel, list_for_operator, operator_actions, requeue
 from shared.ledger.payouts import (
+    OUTCOME_UNKNOWN_CODES,
     RETRIES_EXHAUSTED,
     Claim,
     PayoutPolicy,
@@ -33,6 +34,7 @@ from shared.ledger.webhooks import EventOutcome, PayoutEvent, apply_payout_event
 from shared.ledger.withdrawals import WithdrawalPolicy, WithdrawalResult, get_withdrawal, request_withdrawal
 
 __all__ = [
+    "OUTCOME_UNKNOWN_CODES",
     "RETRIES_EXHAUSTED",
     "Account",
     "AmountBelowMinimum",

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from shared.db import atomic, utcnow
 from shared.ledger.deposits import credit_wallet
 from shared.ledger.errors import InvalidTransition, NotFound
-from shared.ledger.payouts import RETRIES_EXHAUSTED, rowcount
+from shared.ledger.payouts import outcome_unknown, rowcount
 from shared.models import OperatorAction, Transaction, TransactionType, Withdrawal, WithdrawalStatus
 from shared.observability import metrics
 
@@ -73,15 +73,16 @@ def requeue(session: Session, withdrawal_id: uuid.UUID, actor: str, reason: str 
     After a definite failure the attempt generation is bumped, so the next calls carry NEW idempotency keys
     (the provider would replay the stored error for the old ones). After ``retries_exhausted`` the outcome of
     the last call is unknown, so the generation and its keys stay: if that call did go through, the provider
-    replays its success instead of paying twice. A transfer already made is never repeated (recovery point).
+    replays its success instead of paying twice (the same for an idempotency conflict, see
+    ``OUTCOME_UNKNOWN_CODES``). A transfer already made is never repeated (recovery point).
     """
     now = utcnow()
     with atomic(session):
         withdrawal = _load(session, withdrawal_id)
         if withdrawal.status != WithdrawalStatus.FAILED:
             raise InvalidTransition(f"only a failed withdrawal can be requeued, this one is {withdrawal.status}")
-        outcome_unknown = withdrawal.failure_code == RETRIES_EXHAUSTED
-        generation = withdrawal.attempt_generation + (0 if outcome_unknown else 1)
+        unknown = outcome_unknown(withdrawal.failure_code)
+        generation = withdrawal.attempt_generation + (0 if unknown else 1)
         won = rowcount(
             session,
             update(Withdrawal)
@@ -114,7 +115,7 @@ def _cancel_refusal(withdrawal: Withdrawal) -> str | None:
             f"money was already transferred to the connected account ({withdrawal.provider_transfer_id}); "
             "reverse that transfer in Stripe first"
         )
-    if withdrawal.failure_code == RETRIES_EXHAUSTED:
+    if outcome_unknown(withdrawal.failure_code):
         return "the outcome of the last payout call is unknown; requeue it to learn it, or check Stripe first"
     return None
 

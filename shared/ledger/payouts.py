@@ -21,11 +21,20 @@ from sqlalchemy.orm import Session
 from shared.db import atomic, utcnow
 from shared.ledger.errors import InvalidTransition, NotFound
 from shared.models import User, Withdrawal, WithdrawalStatus
+from shared.payouts.gateway import IDEMPOTENCY_CONFLICT
 from shared.payouts.keys import idempotency_key
 
 # The failure code of a withdrawal whose transient errors outlasted PAYOUT_MAX_ATTEMPTS. Unlike a provider's
 # refusal, the outcome of its last call is unknown, so a requeue keeps its idempotency keys.
 RETRIES_EXHAUSTED = "retries_exhausted"
+# Failure codes after which the provider may have moved the money after all: a requeue keeps the keys (so a
+# call that did go through is replayed, not repeated), a cancel needs force, and a webhook may still decide
+# the withdrawal. An idempotency conflict proves an earlier call with that key reached the provider.
+OUTCOME_UNKNOWN_CODES = frozenset({RETRIES_EXHAUSTED, IDEMPOTENCY_CONFLICT})
+
+
+def outcome_unknown(failure_code: str | None) -> bool:
+    return failure_code in OUTCOME_UNKNOWN_CODES
 
 
 class RetriesExhausted(InvalidTransition):

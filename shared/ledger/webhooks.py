@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shared.db import atomic, utcnow
-from shared.ledger.payouts import RETRIES_EXHAUSTED, rowcount
+from shared.ledger.payouts import outcome_unknown, rowcount
 from shared.models import AppliedWebhookEvent, Withdrawal, WithdrawalStatus
 from shared.observability import metrics
 
@@ -51,8 +51,8 @@ class PayoutEvent:
 
 # Stripe payouts go paid -> failed (a bank can return money days later) but never failed -> paid. Besides the
 # worker's own ``processing``, an event also decides a withdrawal whose payout call's outcome the worker never
-# learned: ``pending`` awaiting a retry, or ``failed`` with retries_exhausted. Their retry would replay Stripe's
-# stored creation response, which never says "failed", so this event is the only news of a failure.
+# learned: ``pending`` awaiting a retry, or ``failed`` with a code in OUTCOME_UNKNOWN_CODES. Their retry would
+# replay Stripe's stored creation response, which never says "failed", so this event is the only news of a failure.
 _ALLOWED_FROM = (WithdrawalStatus.PENDING, WithdrawalStatus.PROCESSING, WithdrawalStatus.PAID)
 # A conditional UPDATE that lost to a worker or operator is decided again on the fresh row, this many times.
 MAX_DECISIONS = 3
@@ -60,7 +60,7 @@ MAX_DECISIONS = 3
 
 def _allowed(withdrawal: Withdrawal) -> bool:
     if withdrawal.status == WithdrawalStatus.FAILED:
-        return withdrawal.failure_code == RETRIES_EXHAUSTED
+        return outcome_unknown(withdrawal.failure_code)
     return withdrawal.status in _ALLOWED_FROM
 
 

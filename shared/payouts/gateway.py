@@ -12,6 +12,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
+# The provider saw an earlier call with this idempotency key but different parameters. That earlier call
+# happened, and may have moved money: its outcome is unknown, not a refusal (see shared.ledger.payouts).
+IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+
 
 class PayoutError(Exception):
     def __init__(self, code: str, message: str) -> None:

@@ -13,7 +13,12 @@ from typing import Any, TypeVar
 
 import stripe
 
-from shared.payouts.gateway import PayoutInstruction, PermanentPayoutError, TransientPayoutError
+from shared.payouts.gateway import (
+    IDEMPOTENCY_CONFLICT,
+    PayoutInstruction,
+    PermanentPayoutError,
+    TransientPayoutError,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -117,8 +122,10 @@ def classify(exc: stripe.StripeError) -> TransientPayoutError | PermanentPayoutE
         log.error("Stripe refused our credentials (%s): check STRIPE_SECRET_KEY", exc.http_status)
         return PermanentPayoutError("provider_auth_error", message)
     if isinstance(exc, stripe.IdempotencyError):
-        # Same key, different parameters: a bug on our side that retrying with this key cannot fix.
-        return PermanentPayoutError("idempotency_conflict", message)
+        # Same key, different parameters: retrying with this key cannot help, so the withdrawal fails; but a call
+        # with this key did happen, so the ledger treats its outcome as unknown (requeue keeps keys, cancel
+        # needs force, webhooks may still decide it).
+        return PermanentPayoutError(IDEMPOTENCY_CONFLICT, message)
     if isinstance(exc, (stripe.CardError, stripe.InvalidRequestError)):
         return PermanentPayoutError(exc.code or "provider_declined", message)
     # stripe.APIError: 5xx, or 409 while another request with this key is in flight. Unknown: retry.
