@@ -9,7 +9,8 @@ response again (success or 4xx) with ``Idempotent-Replayed: true``; different pa
 Behaviour by bank token (like the simulated gateway): ``tok_fail_<code>`` makes attaching the bank account
 fail with 400 ``<code>``; ``tok_flaky_<n>`` makes the first ``n`` payout requests to that bank account, per
 idempotency key, answer 500.
-Tests can also script the next responses of a path, or delay every request of a path.
+Tests can also script the next responses of a path, or delay every request of a path. ``GET /v1/transfers``
+lists transfers by ``transfer_group``; ``forget_idempotency_keys()`` does what Stripe does after 24 hours.
 """
 
 from __future__ import annotations
@@ -114,6 +115,11 @@ class FakeStripe:
         with self._lock:
             self._state.delays[path] = seconds
 
+    def forget_idempotency_keys(self) -> None:
+        """What Stripe does 24 hours after a key's first use: the same key now creates a new object."""
+        with self._lock:
+            self._state.stored.clear()
+
     def wait_for_request(self, path: str, count: int = 1, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         with self._arrived:
@@ -140,7 +146,8 @@ class FakeStripe:
     # -- request handling ------------------------------------------------------------------------------------
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
-        params = dict(parse_qsl(body.decode(), keep_blank_values=True))
+        path, _, query = path.partition("?")
+        params = dict(parse_qsl(query if method == "GET" else body.decode(), keep_blank_values=True))
         external = EXTERNAL_ACCOUNTS.match(path)
         if external:
             path, params = BANK_ACCOUNTS, params | {"account": external.group(1)}
@@ -171,6 +178,8 @@ class FakeStripe:
     ) -> tuple[int, dict[str, str], bytes]:
         if headers.get("authorization") != f"Bearer {self.api_key}":
             return _error(401, "invalid_request_error", None, "Invalid API Key provided")
+        if method == "GET" and path == "/v1/transfers":
+            return 200, {}, self._list_transfers(params)
         if method != "POST" or path not in PREFIX:
             return _error(404, "invalid_request_error", "resource_missing", f"Unrecognized request URL ({path})")
         fingerprint = hashlib.sha256(json.dumps([path, sorted(params.items())]).encode()).hexdigest()
@@ -210,6 +219,25 @@ class FakeStripe:
                 if slot is not None:
                     self._state.in_flight.discard(slot)
 
+    def _list_transfers(self, params: dict[str, str]) -> bytes:
+        """GET /v1/transfers, filtered by ``transfer_group`` like Stripe's list (newest first, one page)."""
+        group = params.get("transfer_group")
+        with self._lock:
+            found = [t for t in self._state.created["/v1/transfers"].values() if group in (None, t["transfer_group"])]
+        data = list(reversed(found))[: int(params.get("limit", "10"))]
+        return json.dumps({"object": "list", "url": "/v1/transfers", "has_more": False, "data": data}).encode()
+
+    def edit_transfer(self, transfer_id: str, **changes: Any) -> None:
+        """Change a created transfer as a test needs (e.g. a destination we would not send today)."""
+        with self._lock:
+            self._state.created["/v1/transfers"][transfer_id].update(changes)
+
+    def reverse_transfer(self, transfer_id: str) -> None:
+        """As if someone reversed the transfer in the Stripe dashboard: the money went back to the platform."""
+        with self._lock:
+            transfer = self._state.created["/v1/transfers"][transfer_id]
+            transfer.update(reversed=True, amount_reversed=transfer["amount"])
+
     def _execute(
         self, path: str, params: dict[str, str], key: str | None, account: str | None, scripted: Scripted | None
     ) -> tuple[int, dict[str, str], bytes]:
@@ -242,7 +270,12 @@ class FakeStripe:
         elif path == BANK_ACCOUNTS:
             obj.update(account=params.get("account"), last4="6789", default_for_currency=True)
         if path == "/v1/transfers":
-            obj.update(destination=params.get("destination"), transfer_group=params.get("transfer_group"))
+            obj.update(
+                destination=params.get("destination"),
+                transfer_group=params.get("transfer_group"),
+                reversed=False,
+                amount_reversed=0,
+            )
         if path == "/v1/payouts":
             obj.update(status="pending", account=account, destination=params.get("destination"))
         with self._lock:
@@ -270,7 +303,7 @@ def _handler(fake: FakeStripe) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
-            status, extra, payload = fake.handle(self.command, self.path.split("?")[0], headers, body)
+            status, extra, payload = fake.handle(self.command, self.path, headers, body)
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

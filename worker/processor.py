@@ -1,7 +1,8 @@
 """Pay one withdrawal: claim it, call the gateway step by step outside any transaction, record the result.
 
 Each provider step is skipped when an earlier attempt already recorded it (recovery points), and repeated
-with the same idempotency key when its outcome is unknown, so a withdrawal is paid out at most once.
+with the same idempotency key when its outcome is unknown, so a withdrawal is paid out at most once. A transfer
+an earlier attempt may have made is first looked up by its transfer_group, since keys expire after 24 hours.
 """
 
 from __future__ import annotations
@@ -81,7 +82,11 @@ def _pay(runtime: Runtime, session: Session, claim: ledger.Claim) -> Result:
             bank_account_id = gateway.attach_bank_account(instruction, account_id)
             ledger.record_bank_account(session, claim, account_id, bank_account_id)
         if claim.transfer_id is None:
-            ledger.record_transfer(session, claim, account_id, gateway.create_transfer(instruction, account_id))
+            # Stripe forgets idempotency keys after 24 hours: after a first attempt, look for the transfer it
+            # may have made (by transfer_group) before making one, so a late retry cannot transfer twice.
+            found = gateway.find_transfer(instruction, account_id) if claim.transfer_key_used else None
+            transfer_id = found or gateway.create_transfer(instruction, account_id)
+            ledger.record_transfer(session, claim, account_id, transfer_id)
         payout_id = gateway.create_payout(instruction, account_id, bank_account_id)
         ledger.mark_paid(session, claim, payout_id)
     except PermanentPayoutError as exc:

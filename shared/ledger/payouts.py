@@ -61,6 +61,9 @@ class Claim:
     account_id: str | None
     bank_account_id: str | None
     transfer_id: str | None
+    # An earlier claim already sent a transfer with this withdrawal's keys (an earlier attempt, or a generation
+    # requeued after an unknown outcome): the provider may have made it and, after 24 hours, forgotten the key.
+    transfer_key_used: bool
     account_key: str
     bank_account_key: str
     transfer_key: str
@@ -156,6 +159,8 @@ def _take(
         account_id=withdrawal.provider_account_id or user.stripe_account_id,
         bank_account_id=withdrawal.provider_bank_account_id,
         transfer_id=withdrawal.provider_transfer_id,
+        # Read before the UPDATE above (synchronize_session=False leaves the loaded row as it was).
+        transfer_key_used=withdrawal.transfer_idempotency_key is not None or withdrawal.attempts > 0,
         account_key=keys["account"],
         bank_account_key=keys["bank_account"],
         transfer_key=keys["transfer"],

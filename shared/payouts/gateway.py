@@ -67,6 +67,11 @@ class PayoutGateway(Protocol):
         """Attach the withdrawal's bank token to ``account_id``; return the bank account id."""
         ...
 
+    def find_transfer(self, instruction: PayoutInstruction, account_id: str) -> str | None:
+        """The transfer an earlier attempt already made for this withdrawal, if any (not by idempotency key:
+        the provider forgets keys after 24 hours)."""
+        ...
+
     def create_transfer(self, instruction: PayoutInstruction, account_id: str) -> str:
         """Move the amount from the platform balance to ``account_id``; return the transfer id."""
         ...

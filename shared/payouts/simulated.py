@@ -38,6 +38,9 @@ class SimulatedGateway:
             raise PermanentPayoutError(code, f"simulated permanent failure: {code}")
         return _object_id("ba", instruction.bank_account_key)
 
+    def find_transfer(self, instruction: PayoutInstruction, account_id: str) -> str | None:
+        return None  # nothing to find: simulated ids derive from the keys, which it never forgets
+
     def create_transfer(self, instruction: PayoutInstruction, account_id: str) -> str:
         return _object_id("tr", instruction.transfer_key)
 

@@ -22,6 +22,8 @@ from shared.payouts.gateway import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Transfers listed per page when looking for an earlier attempt's transfer; a withdrawal has one or two.
+TRANSFER_PAGE_SIZE = 100
 
 
 class StripeGateway:
@@ -72,6 +74,32 @@ class StripeGateway:
         )
         return str(bank_account.id)
 
+    def find_transfer(self, instruction: PayoutInstruction, account_id: str) -> str | None:
+        """The transfer an earlier attempt made for this withdrawal, found by its transfer_group.
+
+        Raises a permanent ``idempotency_conflict`` (an outcome-unknown failure) when the group holds a live
+        transfer that does not match this one: money left for this withdrawal, but not as we would send it now.
+        """
+        found = _call(
+            "list transfers",
+            lambda: self._client.v1.transfers.list(
+                {"transfer_group": transfer_group(instruction), "limit": TRANSFER_PAGE_SIZE}
+            ),
+        )
+        for listed in found.auto_paging_iter():
+            transfer: dict[str, Any] = listed.to_dict()
+            if transfer.get("reversed") or transfer.get("amount_reversed"):
+                continue  # given back to the platform (by an operator): it does not pay this withdrawal
+            sent = (transfer.get("destination"), transfer.get("amount"), transfer.get("currency"))
+            if sent == (account_id, instruction.amount_cents, self._currency):
+                return str(transfer["id"])
+            raise PermanentPayoutError(
+                IDEMPOTENCY_CONFLICT,
+                f"transfer {transfer['id']} for this withdrawal went to {sent[0]} ({sent[1]} {sent[2]}), "
+                "not as this attempt would send it; check it in Stripe",
+            )
+        return None
+
     def create_transfer(self, instruction: PayoutInstruction, account_id: str) -> str:
         transfer = _call(
             "create transfer",
@@ -80,7 +108,7 @@ class StripeGateway:
                     "amount": instruction.amount_cents,
                     "currency": self._currency,
                     "destination": account_id,
-                    "transfer_group": f"withdrawal-{instruction.withdrawal_id}",
+                    "transfer_group": transfer_group(instruction),
                     "metadata": instruction.metadata,
                 },
                 {"idempotency_key": instruction.transfer_key},
@@ -102,6 +130,11 @@ class StripeGateway:
             ),
         )
         return str(payout.id)
+
+
+def transfer_group(instruction: PayoutInstruction) -> str:
+    """One per withdrawal, whatever the attempt generation: every transfer ever made for it is listed under it."""
+    return f"withdrawal-{instruction.withdrawal_id}"
 
 
 def _call(what: str, request: Callable[[], T]) -> T:

@@ -41,6 +41,10 @@ class ScriptedGateway:
         self._step("bank_account", instruction, instruction.bank_account_key)
         return SimulatedGateway().attach_bank_account(instruction, account_id)
 
+    def find_transfer(self, instruction: PayoutInstruction, account_id: str) -> str | None:
+        self._step("find_transfer", instruction, instruction.transfer_key)
+        return None
+
     def create_transfer(self, instruction: PayoutInstruction, account_id: str) -> str:
         self._step("transfer", instruction, instruction.transfer_key)
         return SimulatedGateway().create_transfer(instruction, account_id)
