@@ -36,6 +36,10 @@ def actor() -> str:
 
 class RequeueRequest(StrictSchema):
     reason = fields.String(validate=[validate.Length(max=MAX_REASON_LENGTH), storable], load_default=None)
+    force = fields.Boolean(
+        load_default=False,
+        metadata={"description": "requeue even though Stripe may have forgotten the keys (checked in Stripe first)"},
+    )
 
 
 class CancelRequest(RequeueRequest):
@@ -57,7 +61,7 @@ class AdminWithdrawalSchema(WithdrawalSchema):
 @blp.json_body(RequeueRequest)
 @blp.response(200, AdminWithdrawalSchema)
 def requeue_withdrawal(body: dict[str, Any], withdrawal_id: uuid.UUID) -> Any:
-    withdrawal = ledger.requeue(db_session(), withdrawal_id, actor(), body["reason"])
+    withdrawal = ledger.requeue(db_session(), withdrawal_id, actor(), body["reason"], force=body["force"])
     enqueue_payout(withdrawal.id)
     return withdrawal
 

@@ -46,11 +46,12 @@ def list_command(status: str | None, limit: int) -> None:
 @click.argument("withdrawal_id", type=click.UUID)
 @click.option("--reason", help="recorded in the audit table")
 @click.option("--actor", help="who you are (default: your OS user)")
-def requeue_command(withdrawal_id: uuid.UUID, reason: str | None, actor: str | None) -> None:
+@click.option("--force", is_flag=True, help="requeue even if Stripe may have forgotten its keys (check Stripe first)")
+def requeue_command(withdrawal_id: uuid.UUID, reason: str | None, actor: str | None, force: bool) -> None:
     """Send a failed withdrawal back to the worker (failed -> pending)."""
     with get_database().session() as session:
         try:
-            withdrawal = ledger.requeue(session, withdrawal_id, _actor(actor), reason)
+            withdrawal = ledger.requeue(session, withdrawal_id, _actor(actor), reason, force=force)
         except ledger.LedgerError as exc:
             raise click.ClickException(f"{exc.code}: {exc.message}") from None
         enqueued = enqueue_payout(withdrawal.id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -25,6 +25,13 @@ REQUEUE = "requeue"
 CANCEL = "cancel"
 # A cancel that overrode a safety refusal (unknown outcome, or money already transferred); see cancel().
 FORCED_CANCEL = "cancel_forced"
+# A requeue that overrode the key-expiry refusal; see requeue().
+FORCED_REQUEUE = "requeue_forced"
+# Stripe keeps an idempotency key for 24 hours after its first use, then a call with it runs again. A requeue
+# that keeps old keys is refused past this age (an hour of margin for the queue, retries and clock skew).
+# The age is counted from the withdrawal's creation: never later than its current keys' first use, so the
+# check can ask for force too early but never too late.
+KEY_RETENTION_MARGIN = timedelta(hours=23)
 
 
 def list_for_operator(
@@ -67,7 +74,21 @@ def _load(session: Session, withdrawal_id: uuid.UUID) -> Withdrawal:
     return withdrawal
 
 
-def requeue(session: Session, withdrawal_id: uuid.UUID, actor: str, reason: str | None = None) -> Withdrawal:
+def _requeue_refusal(withdrawal: Withdrawal, now: datetime) -> str | None:
+    """Why retrying with the kept keys could pay twice (None: safe to requeue)."""
+    if outcome_unknown(withdrawal.failure_code) and withdrawal.created_at <= now - KEY_RETENTION_MARGIN:
+        return (
+            f"its first attempt is older than {KEY_RETENTION_MARGIN.total_seconds() / 3600:.0f} h and Stripe forgets "
+            "idempotency keys after 24 hours, so a retry could pay a second time; check Stripe for this "
+            f"withdrawal's payout (transfer group withdrawal-{withdrawal.id}), then requeue with --force (or "
+            '"force": true), or cancel with force if it never paid'
+        )
+    return None
+
+
+def requeue(
+    session: Session, withdrawal_id: uuid.UUID, actor: str, reason: str | None = None, *, force: bool = False
+) -> Withdrawal:
     """``failed`` -> ``pending`` with a fresh attempt budget. Commits; the caller enqueues afterwards.
 
     After a definite failure the attempt generation is bumped, so the next calls carry NEW idempotency keys
@@ -75,12 +96,17 @@ def requeue(session: Session, withdrawal_id: uuid.UUID, actor: str, reason: str 
     the last call is unknown, so the generation and its keys stay: if that call did go through, the provider
     replays its success instead of paying twice (the same for an idempotency conflict, see
     ``OUTCOME_UNKNOWN_CODES``). A transfer already made is never repeated (recovery point).
+
+    Keeping keys Stripe may already have forgotten needs ``force=True`` (see :data:`KEY_RETENTION_MARGIN`).
     """
     now = utcnow()
     with atomic(session):
         withdrawal = _load(session, withdrawal_id)
         if withdrawal.status != WithdrawalStatus.FAILED:
             raise InvalidTransition(f"only a failed withdrawal can be requeued, this one is {withdrawal.status}")
+        refusal = _requeue_refusal(withdrawal, now)
+        if refusal and not force:
+            raise InvalidTransition(f"refusing to requeue: {refusal}", reason=refusal)
         unknown = outcome_unknown(withdrawal.failure_code)
         generation = withdrawal.attempt_generation + (0 if unknown else 1)
         won = rowcount(
@@ -103,7 +129,8 @@ def requeue(session: Session, withdrawal_id: uuid.UUID, actor: str, reason: str 
         )
         if won != 1:
             raise InvalidTransition("the withdrawal changed while it was being requeued; look again")
-        _audit(session, withdrawal, REQUEUE, actor, WithdrawalStatus.PENDING, reason, now)
+        action = FORCED_REQUEUE if refusal else REQUEUE
+        _audit(session, withdrawal, action, actor, WithdrawalStatus.PENDING, reason, now)
     metrics.record_withdrawal_status(WithdrawalStatus.PENDING)
     return _load(session, withdrawal_id)
 

@@ -135,3 +135,26 @@ def test_a_reason_the_database_cannot_store_is_a_validation_error(
     assert response.status_code == 400, response.get_data(as_text=True)
     assert "reason" in response.get_json()["error"]["details"]
     assert balance(db_session, withdrawal) == 700
+
+
+def test_requeue_of_an_outcome_unknown_older_than_23_hours_needs_force(
+    admin_client: FlaskClient, db_session: Session
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from shared.db import utcnow
+    from shared.models import Withdrawal
+
+    withdrawal = failed(db_session, code=ledger.RETRIES_EXHAUSTED)
+    old = utcnow() - timedelta(hours=23, minutes=5)
+    db_session.execute(update(Withdrawal).where(Withdrawal.id == withdrawal.id).values(created_at=old))
+    db_session.commit()
+    path = f"/admin/withdrawals/{withdrawal.id}/requeue"
+    refused = post(admin_client, path, "admin-token")
+    assert (refused.status_code, refused.json["error"]["code"]) == (409, "invalid_transition")
+    assert "idempotency keys" in refused.json["error"]["message"]
+    forced = post(admin_client, path, "admin-token", {"force": True, "reason": "checked Stripe"})
+    assert (forced.status_code, forced.json["status"]) == (200, "pending")
+    assert [a.action for a in ledger.operator_actions(db_session, withdrawal.id)] == ["requeue_forced"]
