@@ -12,7 +12,7 @@ from api.blueprint import Blueprint
 from api.errors import APIError
 from api.extensions import db_session, get_config
 from shared import ledger
-from shared.payouts.stripe_webhooks import InvalidWebhook, parse_event
+from shared.payouts.stripe_webhooks import InvalidWebhook, MalformedEvent, parse_event
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,13 @@ blp = Blueprint("webhooks", __name__, description="Provider webhooks (signed; no
 class InvalidSignature(APIError):
     status = 400
     code = "invalid_signature"
+
+
+class InvalidEvent(APIError):
+    """Signed, but not an event we can read: 400 so that Stripe retries it and shows it (see stripe_webhooks)."""
+
+    status = 400
+    code = "invalid_event"
 
 
 class WebhookAck(Schema):
@@ -37,6 +44,9 @@ def stripe_webhook() -> dict[str, Any]:
         event = parse_event(
             request.get_data(cache=False), request.headers.get("Stripe-Signature"), get_config().stripe_webhook_secret
         )
+    except MalformedEvent as exc:
+        log.error("rejected a signed Stripe webhook we cannot read: %s", exc)
+        raise InvalidEvent(str(exc)) from None
     except InvalidWebhook as exc:
         log.warning("rejected a Stripe webhook: %s", exc)
         raise InvalidSignature(str(exc)) from None
