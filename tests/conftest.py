@@ -1,7 +1,7 @@
 """Fixtures against real PostgreSQL and Redis: one throwaway database per test run, migrated once.
 
 Ledger functions commit (that is their job), so tests cannot hide inside one rolled-back transaction;
-instead every table is TRUNCATEd after each test that touched the database.
+instead every table is emptied after each test that touched the database.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def database_url() -> Iterator[str]:
     name = f"wallet_test_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        # Tests commit thousands of times and never crash the server: waiting for each fsync buys nothing.
+        conn.execute(sa.text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     url = make_url(ADMIN_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
     command.upgrade(alembic_config(url), "head")
     try:
@@ -88,13 +90,10 @@ def database(database_url: str) -> Iterator[Database]:
 
 
 def truncate_all(db: Database) -> None:
+    """Empty every table, children first. DELETE, not TRUNCATE: on tables this small it is ~10x faster."""
     with db.engine.begin() as conn:
-        if conn.dialect.name == "sqlite":  # no TRUNCATE: delete children before parents
-            for table in reversed(Base.metadata.sorted_tables):
-                conn.execute(table.delete())
-            return
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
 
 
 @pytest.fixture(scope="session")

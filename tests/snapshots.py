@@ -19,7 +19,9 @@ class LedgerSnapshot:
 
 def take_snapshot(db: Database) -> LedgerSnapshot:
     with db.engine.connect() as conn:
-        balances = dict(conn.execute(sa.select(Wallet.id, Wallet.balance_cents)).tuples().all())
+        balances = {
+            wallet_id: balance for wallet_id, balance in conn.execute(sa.select(Wallet.id, Wallet.balance_cents))
+        }
         counts = {
             table.name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
             for table in Base.metadata.sorted_tables
