@@ -22,6 +22,7 @@ from api import create_app
 from shared.config import AppEnv, Config
 from shared.db import Base, Database
 from shared.migrations import alembic_config
+from tests.firebase_emulator import AuthEmulator, start_auth_emulator
 from tests.live_server import LiveServer, start_live_server
 
 ADMIN_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -182,3 +183,13 @@ def live_server(database_url: str, database: Database) -> Iterator[LiveServer]:
     finally:
         server.stop()
         truncate_all(database)
+
+
+@pytest.fixture(scope="session")
+def auth_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthEmulator]:
+    """The Firebase Auth emulator, for the whole session. Tests that use it set EMULATOR_HOST_VARIABLE."""
+    emulator = start_auth_emulator(tmp_path_factory.mktemp("firebase"))
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
