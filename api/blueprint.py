@@ -23,13 +23,22 @@ class _Parser(FlaskParser):
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = _Parser()
+    _requires_auth = False
 
     def protected(self) -> Blueprint:
-        """Require an authenticated caller on every view of this blueprint."""
+        """Require an authenticated caller on every view of this blueprint (and say so in the OpenAPI doc)."""
         from api.auth import authenticate
 
         self.before_request(authenticate)
+        self._requires_auth = True
         return self
+
+    def route(self, rule: str, **kwargs: Any) -> Any:
+        register = super().route(rule, **kwargs)
+        if not self._requires_auth:
+            return register
+        document_401 = self.alt_response(401, response="UNAUTHORIZED")
+        return lambda view: register(document_401(view))
 
     def json_body(self, schema: Any) -> Any:
         return self.arguments(schema, location="json")
