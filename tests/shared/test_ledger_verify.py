@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -11,8 +10,8 @@ from sqlalchemy.orm import Session
 from shared import ledger
 from shared.db import Database
 from shared.models import Transaction, Wallet, Withdrawal
+from tests.commands import flask
 from tests.factories import fund, make_account, make_withdrawal
-from tests.live_server import PROJECT_ROOT
 
 
 def _books_with_activity(session: Session) -> tuple[ledger.Account, ledger.Account]:
@@ -78,9 +77,7 @@ def test_a_withdrawal_without_its_debit_is_reported(any_session: Session) -> Non
 
 
 def _flask_verify(database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "APP_ENV": "test", "DATABASE_URL": database_url, "HOME": "/tmp"}
-    flask = [sys.executable, "-m", "flask", "--app", "api", "ledger", "verify"]
-    return subprocess.run(flask, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    return flask(["ledger", "verify"], database_url)
 
 
 def test_flask_ledger_verify_exits_zero_when_clean_and_non_zero_on_a_mismatch(
