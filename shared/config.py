@@ -255,12 +255,16 @@ class Config:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
-        """Build a config from ``environ`` (default ``os.environ``); keyword overrides win."""
+        """Build a config from ``environ`` (default ``os.environ``); keyword overrides win.
+
+        A variable set to an empty string counts as unset, as in a copied ``.env.example`` (``DATABASE_URL=``
+        means the embedded default, not a database URL of "").
+        """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             name = f.metadata["env"]
-            if name in env:
+            if env.get(name, "").strip():
                 values[f.name] = f.metadata["coerce"](name, env[name])
         values.update(overrides)
         return cls(**values)
