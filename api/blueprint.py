@@ -6,6 +6,7 @@ from typing import Any
 
 import flask_smorest
 from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import RequestEntityTooLarge
 
 
 class _Parser(FlaskParser):
@@ -13,12 +14,24 @@ class _Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
 
     def load_json(self, req: Any, schema: Any) -> Any:
+        _refuse_truncated_stream(req)
         try:
             return super().load_json(req, schema)
         except (RecursionError, ValueError) as exc:
             # Well-formed JSON that Python's json module still refuses to load (webargs only handles syntax
             # errors): nesting deeper than the recursion limit, integers over sys.get_int_max_str_digits().
             self._handle_invalid_json_error(exc, req)  # type: ignore[arg-type]
+
+
+def _refuse_truncated_stream(req: Any) -> None:
+    """413 for a chunked body (no Content-Length) that reaches MAX_CONTENT_LENGTH.
+
+    Werkzeug stops reading such a stream at the limit without raising, so the view would see the body cut
+    short and answer 400 "Invalid JSON body" instead of 413.
+    """
+    limit = req.max_content_length
+    if limit is not None and not req.content_length and len(req.get_data(cache=True)) >= limit:
+        raise RequestEntityTooLarge()
 
 
 class Blueprint(flask_smorest.Blueprint):
