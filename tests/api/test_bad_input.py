@@ -7,6 +7,7 @@ count is taken before and compared after.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -236,3 +237,20 @@ def test_minimum_withdrawal_comes_from_config(client: FlaskClient, seeded: Seede
     assert client.post("/withdraw", json={"amount_cents": 100, "bank_token": "tok"}, headers=bypass_headers()).json[
         "success"
     ]
+
+
+def test_a_chunked_body_over_64k_is_413_not_a_truncated_400(
+    client: FlaskClient, database: Database, seeded: Seeded
+) -> None:
+    """No Content-Length (Transfer-Encoding: chunked): Werkzeug stops at the limit instead of refusing."""
+    before = take_snapshot(database)
+    body = json.dumps({**GOOD_DEPOSIT, "pad": "x" * 70_000}).encode()
+    response = client.post(
+        "/deposit",
+        input_stream=io.BytesIO(body),
+        content_type=JSON,
+        headers=bypass_headers(),
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert_error(response, 413, "payload_too_large")
+    assert take_snapshot(database) == before

@@ -10,6 +10,7 @@ import random
 from collections.abc import Iterator
 
 import pytest
+import requests
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -114,3 +115,34 @@ def test_concurrent_first_requests_create_one_user_and_one_wallet(live_server: L
         == 1
     )
     assert db_session.execute(sa.select(sa.func.count()).select_from(Wallet)).scalar_one() == 1
+
+
+def test_bad_input_over_real_http_is_4xx(live_server: LiveServer) -> None:
+    """What the test client cannot show: gunicorn's own handling of big, chunked and odd requests."""
+    url = live_server.url
+    big = b'{"material": "plastic", "units": 1, "pad": "' + b"x" * 70_000 + b'"}'
+    json_headers = {**H, "Content-Type": "application/json"}
+
+    def chunks() -> Iterator[bytes]:
+        yield from (big[i : i + 8192] for i in range(0, len(big), 8192))
+
+    cases = {
+        "over-64k": requests.post(f"{url}/deposit", data=big, headers=json_headers, timeout=30),
+        "over-64k-chunked": requests.post(f"{url}/deposit", data=chunks(), headers=json_headers, timeout=30),
+        "malformed": requests.post(f"{url}/deposit", data=b"{", headers=json_headers, timeout=30),
+        "not-json": requests.post(f"{url}/deposit", data=b"units=1", headers=H, timeout=30),
+        "wrong-method": requests.delete(f"{url}/wallet", headers=H, timeout=30),
+        "no-credentials": requests.get(f"{url}/wallet", timeout=30),
+    }
+
+    statuses = {name: response.status_code for name, response in cases.items()}
+    assert statuses == {
+        "over-64k": 413,
+        "over-64k-chunked": 413,
+        "malformed": 400,
+        "not-json": 415,
+        "wrong-method": 405,
+        "no-credentials": 401,
+    }
+    for response in cases.values():
+        assert set(response.json()["error"]) == {"code", "message", "details"}
