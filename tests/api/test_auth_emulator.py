@@ -10,14 +10,17 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
+import firebase_admin
 import firebase_admin._token_gen
 import pytest
 import requests
 import sqlalchemy as sa
+from firebase_admin import auth as firebase_auth
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
@@ -174,3 +177,46 @@ def test_emulator_tokens_over_real_http(
     assert ok.status_code == 201, ok.text
     assert ok.json()["new_balance_cents"] == 20
     assert refused.status_code == 401
+
+
+@pytest.fixture
+def revocation_checking_client(
+    config: Config, database: Database, auth_emulator: AuthEmulator
+) -> Iterator[FlaskClient]:
+    application = create_app(
+        config.replace(
+            firebase_auth_emulator_host=auth_emulator.host, auth_dev_bypass=False, firebase_check_revoked=True
+        )
+    )
+    try:
+        yield application.test_client()
+    finally:
+        os.environ.pop(EMULATOR_HOST_VARIABLE, None)
+        application.extensions["wallet_db"].dispose()
+
+
+def test_revocation_check_refuses_revoked_tokens_and_disabled_users(
+    revocation_checking_client: FlaskClient, auth_emulator: AuthEmulator
+) -> None:
+    client = revocation_checking_client
+    revoked = _sign_up(auth_emulator, "revoked@example.com")
+    disabled = _sign_up(auth_emulator, "disabled@example.com")
+    assert client.get("/wallet", headers=_bearer(revoked["idToken"])).status_code == 200
+
+    time.sleep(1.1)  # revocation is to the second: tokens issued before it are refused
+    admin = firebase_admin.get_app(_admin_app_name(auth_emulator))
+    firebase_auth.revoke_refresh_tokens(revoked["localId"], app=admin)
+    firebase_auth.update_user(disabled["localId"], disabled=True, app=admin)
+
+    refused = client.get("/wallet", headers=_bearer(revoked["idToken"]))
+    assert assert_error(refused, 401, "unauthenticated") == {"reason": "revoked"}
+    refused = client.get("/wallet", headers=_bearer(disabled["idToken"]))
+    assert assert_error(refused, 401, "unauthenticated") == {"reason": "user_disabled"}
+
+
+def _admin_app_name(emulator: AuthEmulator) -> str:
+    """A firebase-admin app for managing emulator users (the env variable is set by the client fixture)."""
+    name = f"emulator-admin-{emulator.host}"
+    if name not in firebase_admin._apps:
+        firebase_admin.initialize_app(options={"projectId": PROJECT_ID}, name=name)
+    return name
