@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import uuid
 
+from flask import Flask
 from flask.testing import FlaskClient
 
 from api import create_app
 from shared.config import Config
 from shared.db import Database
+from tests.api.conftest import assert_error
 from tests.conftest import truncate_all
 from tests.factories import bypass_headers
 
@@ -128,3 +130,15 @@ def test_users_only_see_their_own_money(client: FlaskClient) -> None:
     assert client.get("/wallet", headers=other).json["balance_cents"] == 0
     assert client.get("/transactions", headers=other).json == {"transactions": [], "next_cursor": None}
     assert client.get("/withdrawals", headers=other).json == {"withdrawals": [], "next_cursor": None}
+
+
+def test_an_unexpected_error_is_500_in_the_error_shape_without_internals(app: Flask) -> None:
+    @app.get("/__boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals: postgresql://user:password@db")
+
+    response = app.test_client().get("/__boom")
+
+    details = assert_error(response, 500, "internal_error")
+    assert details == {}
+    assert "secret" not in response.get_data(as_text=True)
