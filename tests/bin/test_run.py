@@ -57,6 +57,8 @@ def running_clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningC
         "HOME": os.environ.get("HOME", "/tmp"),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "4",
+        # The pending-withdrawal cap (3) would hide the balance race this smoke is about; it has its own tests.
+        "WITHDRAWAL_MAX_PENDING": "100",
     }
     log_path = root.parent / "run.log"
     with log_path.open("wb") as log:
