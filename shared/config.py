@@ -85,6 +85,11 @@ def _str(_name: str, raw: str) -> str:
     return raw.strip()
 
 
+def _database_url(_name: str, raw: str) -> str:
+    # Blank means the embedded default, as in a copied .env.example (DATABASE_URL=), not a URL of "".
+    return raw.strip() or EMBEDDED_DATABASE_URL
+
+
 def _optional_str(_name: str, raw: str) -> str | None:
     return raw.strip() or None
 
@@ -106,7 +111,7 @@ class Config:
     secret_key: str = _setting("SECRET_KEY", _str, "dev-insecure-secret", "Flask secret key")
     database_url: str = _setting(
         "DATABASE_URL",
-        _str,
+        _database_url,
         EMBEDDED_DATABASE_URL,
         "SQLAlchemy URL of the primary database; SQLite under var/ when unset",
     )
@@ -255,16 +260,12 @@ class Config:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
-        """Build a config from ``environ`` (default ``os.environ``); keyword overrides win.
-
-        A variable set to an empty string counts as unset, as in a copied ``.env.example`` (``DATABASE_URL=``
-        means the embedded default, not a database URL of "").
-        """
+        """Build a config from ``environ`` (default ``os.environ``); keyword overrides win."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             name = f.metadata["env"]
-            if env.get(name, "").strip():
+            if name in env:
                 values[f.name] = f.metadata["coerce"](name, env[name])
         values.update(overrides)
         return cls(**values)

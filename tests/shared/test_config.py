@@ -33,14 +33,10 @@ def test_values_are_coerced() -> None:
     assert (config.app_env, config.auth_dev_bypass, config.plastic_rate_cents) == (AppEnv.PRODUCTION, True, 7)
 
 
-def test_empty_variables_mean_unset() -> None:
-    config = Config.from_env({"DATABASE_URL": "", "APP_ENV": " ", "PLASTIC_RATE_CENTS": "", "LOG_LEVEL": ""})
-    assert (config.database_url, config.app_env, config.plastic_rate_cents, config.log_level) == (
-        EMBEDDED_DATABASE_URL,
-        AppEnv.DEVELOPMENT,
-        5,
-        "INFO",
-    )
+def test_a_blank_database_url_means_the_embedded_default() -> None:
+    """.env.example leaves DATABASE_URL= blank; copied as .env it must mean SQLite under var/, not a URL of ""."""
+    assert Config.from_env({"DATABASE_URL": ""}).database_url == EMBEDDED_DATABASE_URL
+    assert Config.from_env({"DATABASE_URL": "  "}).database_url == EMBEDDED_DATABASE_URL
 
 
 @pytest.mark.parametrize(
