@@ -21,7 +21,7 @@ from tests.api.conftest import assert_error
 from tests.conftest import EMULATOR_HOST_VARIABLE
 from tests.live_server import PROJECT_ROOT
 
-PRODUCTION = {"FIREBASE_PROJECT_ID": "prod-proj", "STRIPE_SECRET_KEY": "sk_live_placeholder"}
+PRODUCTION = {"FIREBASE_PROJECT_ID": "prod-proj", "STRIPE_SECRET_KEY": "sk_live_placeholder", "METRICS_TOKEN": "m"}
 
 
 @pytest.fixture

@@ -114,7 +114,6 @@ VALIDATION_CASES = {
     "token-number": withdraw({**GOOD_WITHDRAWAL, "bank_token": 4242}, "bank_token"),
     "token-null": withdraw({**GOOD_WITHDRAWAL, "bank_token": None}, "bank_token"),
     "token-nul-byte": withdraw({**GOOD_WITHDRAWAL, "bank_token": "tok\x00x"}, "bank_token"),
-    "token-newline": withdraw({**GOOD_WITHDRAWAL, "bank_token": "tok\nx"}, "bank_token"),
     "withdraw-unknown-field": withdraw({**GOOD_WITHDRAWAL, "status": "paid"}, "status"),
     "withdraw-body-array": withdraw([GOOD_WITHDRAWAL], "body"),
     "withdraw-malformed": raw("/withdraw", '{"amount_cents": 100,', "body"),

@@ -76,6 +76,6 @@ def test_a_copied_env_example_is_a_working_config() -> None:
     """`cp .env.example .env` must give a config that starts: the embedded default, nothing unsafe."""
     config = Config.from_env(_env_example_as_bash_sees_it())
     assert config.database_url == EMBEDDED_DATABASE_URL
-    assert config.sqlalchemy_engine_options == {}
+    assert isinstance(config.sqlalchemy_engine_options, dict)  # the quoted JSON survived bash
     assert not config.auth_dev_bypass
     config.check_safe_for_production()

@@ -59,7 +59,7 @@ def test_a_withdrawal_whose_hold_disagrees_is_reported(any_session: Session) -> 
     mismatches = ledger.verify(any_session)
 
     assert [(m.kind, m.subject_id, m.expected, m.actual) for m in mismatches] == [
-        ("withdrawal_hold", withdrawal_id, -400, -300)
+        ("withdrawal_debit", withdrawal_id, -400, -300)
     ]
     assert rich.wallet_id not in {m.subject_id for m in mismatches}
 
@@ -72,7 +72,7 @@ def test_a_withdrawal_without_its_debit_is_reported(any_session: Session) -> Non
 
     mismatches = {(m.kind, m.subject_id): (m.expected, m.actual) for m in ledger.verify(any_session)}
 
-    assert mismatches[("withdrawal_hold", withdrawal_id)] == (-300, 0)
+    assert mismatches[("withdrawal_debit", withdrawal_id)] == (-300, 0)
     assert mismatches[("wallet_balance", rich.wallet_id)] == (1000, 700)  # and the balance no longer adds up
 
 
