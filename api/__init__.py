@@ -12,6 +12,7 @@ from api.extensions import init_database
 from api.observability import init_dependencies, init_observability
 from api.payouts import init_payout_queue
 from api.ratelimit import init_rate_limiter
+from api.schemas import ErrorSchema
 from api.security import init_security
 from shared.config import Config
 
@@ -24,6 +25,11 @@ OPENAPI_SETTINGS = {
     "OPENAPI_SWAGGER_UI_PATH": "/docs",
     "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
 }
+
+
+class _Api(Api):
+    # Document our one error shape, not flask-smorest's default {code, status, message, errors}.
+    ERROR_SCHEMA = ErrorSchema
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -45,7 +51,7 @@ def create_app(config: Config | None = None) -> Flask:
     init_dependencies(app, config, database)
     init_payout_queue(app, config)
 
-    api = Api(app, spec_kwargs={"components": {"securitySchemes": _SECURITY_SCHEMES}, "security": [{"firebase": []}]})
+    api = _Api(app, spec_kwargs={"components": {"securitySchemes": _SECURITY_SCHEMES}, "security": [{"firebase": []}]})
     for module in (health, wallet, deposits, withdrawals, webhooks, admin):
         api.register_blueprint(module.blp)
     register_error_handlers(app)  # after Api(), whose own HTTPException handler this replaces

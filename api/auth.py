@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from shared.config import Config
 log = logging.getLogger(__name__)
 
 BYPASS_HEADER = "X-Test-User-Email"
+EMULATOR_HOST_VARIABLE = "FIREBASE_AUTH_EMULATOR_HOST"  # the name firebase-admin reads
 # Bypass users get a uid of their own namespace so they can never collide with a real Firebase uid.
 BYPASS_UID_PREFIX = "dev-bypass:"
 # users.firebase_uid holds 128 characters (Firebase's own uid limit); the prefixed email must fit.
@@ -54,6 +56,8 @@ class FirebaseTokenVerifier:
     """Verifies Firebase ID tokens with firebase-admin (signature, audience, issuer, expiry, revocation)."""
 
     def __init__(self, config: Config) -> None:
+        config.check_safe_for_production()  # also here: the verifier may be built without create_app()
+        _use_configured_emulator(config)
         options = {"projectId": config.firebase_project_id} if config.firebase_project_id else {}
         # Revocation checks call Firebase, which needs real credentials (GOOGLE_APPLICATION_CREDENTIALS).
         credential = None if config.firebase_check_revoked else _AnonymousCredential()
@@ -69,6 +73,17 @@ class FirebaseTokenVerifier:
             log.warning("could not fetch Firebase public keys")
             raise Unauthenticated("the ID token could not be verified right now; retry shortly") from None
         return Identity(uid=claims["uid"], email=claims.get("email"), claims=claims)
+
+
+def _use_configured_emulator(config: Config) -> None:
+    """Point firebase-admin at the emulator named in the config (never in production).
+
+    firebase-admin reads FIREBASE_AUTH_EMULATOR_HOST from the process environment only, so a config built
+    with an explicit emulator host (tests, a .env) must be copied there. Emulator ID tokens are unsigned: the
+    variable makes firebase-admin skip signature checks for the whole process.
+    """
+    if config.firebase_auth_emulator_host and not config.is_production:
+        os.environ[EMULATOR_HOST_VARIABLE] = config.firebase_auth_emulator_host
 
 
 def _reason(exc: Exception) -> str:

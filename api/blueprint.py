@@ -6,6 +6,7 @@ from typing import Any
 
 import flask_smorest
 from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import RequestEntityTooLarge
 
 
 class _Parser(FlaskParser):
@@ -13,6 +14,7 @@ class _Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
 
     def load_json(self, req: Any, schema: Any) -> Any:
+        _refuse_truncated_stream(req)
         try:
             return super().load_json(req, schema)
         except (RecursionError, ValueError) as exc:
@@ -21,15 +23,35 @@ class _Parser(FlaskParser):
             self._handle_invalid_json_error(exc, req)  # type: ignore[arg-type]
 
 
+def _refuse_truncated_stream(req: Any) -> None:
+    """413 for a chunked body (no Content-Length) that reaches MAX_CONTENT_LENGTH.
+
+    Werkzeug stops reading such a stream at the limit without raising, so the view would see the body cut
+    short and answer 400 "Invalid JSON body" instead of 413.
+    """
+    limit = req.max_content_length
+    if limit is not None and not req.content_length and len(req.get_data(cache=True)) >= limit:
+        raise RequestEntityTooLarge()
+
+
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = _Parser()
+    _requires_auth = False
 
     def protected(self) -> Blueprint:
-        """Require an authenticated caller on every view of this blueprint."""
+        """Require an authenticated caller on every view of this blueprint (and say so in the OpenAPI doc)."""
         from api.auth import authenticate
 
         self.before_request(authenticate)
+        self._requires_auth = True
         return self
+
+    def route(self, rule: str, **kwargs: Any) -> Any:
+        register = super().route(rule, **kwargs)
+        if not self._requires_auth:
+            return register
+        document_401 = self.alt_response(401, response="UNAUTHORIZED")
+        return lambda view: register(document_401(view))
 
     def json_body(self, schema: Any) -> Any:
         return self.arguments(schema, location="json")

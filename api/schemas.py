@@ -31,8 +31,8 @@ class StrictInteger(fields.Integer):
         return super()._validated(value)
 
 
-class UTCTimestamp(fields.Field):
-    """ISO 8601 in UTC with milliseconds and a Z, as in the specification's examples."""
+class UTCTimestamp(fields.DateTime):
+    """ISO 8601 in UTC with milliseconds and a Z, as in the specification's examples (OpenAPI: date-time)."""
 
     def _serialize(self, value: datetime | None, attr: Any, obj: Any, **kwargs: Any) -> str | None:
         if value is None:
@@ -167,13 +167,13 @@ class ReadinessSchema(Schema):
 
 
 class ErrorBody(Schema):
-    code = fields.String()
-    message = fields.String()
-    details = fields.Dict()
+    code = fields.String(required=True, metadata={"example": "validation_error"})
+    message = fields.String(required=True)
+    details = fields.Dict(required=True, metadata={"description": "per-field messages, or facts about the refusal"})
 
 
 class ErrorSchema(Schema):
-    error = fields.Nested(ErrorBody)
+    error = fields.Nested(ErrorBody, required=True)
 
 
 class ReadinessErrorSchema(ErrorSchema):

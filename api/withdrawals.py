@@ -12,17 +12,25 @@ from api.blueprint import Blueprint
 from api.extensions import db_session, get_config, read_session
 from api.idempotency import idempotent
 from api.payouts import conditional_json, enqueue_payout
-from api.schemas import WithdrawalPage, WithdrawalPageArgs, WithdrawalSchema, WithdrawRequest, WithdrawResponse
+from api.schemas import (
+    ErrorSchema,
+    WithdrawalPage,
+    WithdrawalPageArgs,
+    WithdrawalSchema,
+    WithdrawRequest,
+    WithdrawResponse,
+)
 from shared import ledger
 from shared.db import on_commit
 
 blp = Blueprint("withdrawals", __name__, description="Withdrawals to a bank account").protected()
+LOCATION_HEADER = {"description": "/withdrawals/<id> of the new withdrawal", "schema": {"type": "string"}}
 
 
 @blp.route("/withdraw", methods=["POST"])
 @blp.json_body(WithdrawRequest)
 @idempotent
-@blp.response(202, WithdrawResponse)
+@blp.response(202, WithdrawResponse, headers={"Location": LOCATION_HEADER})
 def create_withdrawal(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     policy = ledger.WithdrawalPolicy.from_config(get_config())
     result = ledger.request_withdrawal(
@@ -48,6 +56,7 @@ def list_withdrawals(args: dict[str, Any]) -> ledger.Page[Any]:
 @blp.route("/withdrawals/<uuid:withdrawal_id>")
 @blp.response(200, WithdrawalSchema)
 @blp.alt_response(304, description="Not modified: the If-None-Match ETag is still current")
+@blp.alt_response(404, schema=ErrorSchema, description="not_found: no withdrawal with this id is yours")
 def get_withdrawal(withdrawal_id: uuid.UUID) -> Any:
     withdrawal = ledger.get_withdrawal(db_session(), current_account(), withdrawal_id)
     return conditional_json(WithdrawalSchema().dump(withdrawal))

@@ -85,6 +85,11 @@ def _str(_name: str, raw: str) -> str:
     return raw.strip()
 
 
+def _database_url(_name: str, raw: str) -> str:
+    # Blank means the embedded default, as in a copied .env.example (DATABASE_URL=), not a URL of "".
+    return raw.strip() or EMBEDDED_DATABASE_URL
+
+
 def _optional_str(_name: str, raw: str) -> str | None:
     return raw.strip() or None
 
@@ -106,7 +111,7 @@ class Config:
     secret_key: str = _setting("SECRET_KEY", _str, "dev-insecure-secret", "Flask secret key")
     database_url: str = _setting(
         "DATABASE_URL",
-        _str,
+        _database_url,
         EMBEDDED_DATABASE_URL,
         "SQLAlchemy URL of the primary database; SQLite under var/ when unset",
     )

@@ -1,7 +1,7 @@
 """Fixtures against real PostgreSQL and Redis: one throwaway database per test run, migrated once.
 
 Ledger functions commit (that is their job), so tests cannot hide inside one rolled-back transaction;
-instead every table is TRUNCATEd after each test that touched the database.
+instead every table is emptied after each test that touched the database.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from api import create_app
 from shared.config import AppEnv, Config
 from shared.db import Base, Database
 from shared.migrations import alembic_config
+from tests.firebase_emulator import AuthEmulator, start_auth_emulator
 from tests.live_server import LiveServer, start_live_server
 
 ADMIN_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -29,6 +30,11 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 # For tests about something other than rate limiting.
 UNLIMITED_DEPOSITS = "100000/second"
+
+# firebase-admin reads this from the process environment: tests that want the emulator set it themselves (and
+# remove it), so that every other test verifies real signatures as production does.
+EMULATOR_HOST_VARIABLE = "FIREBASE_AUTH_EMULATOR_HOST"
+os.environ.pop(EMULATOR_HOST_VARIABLE, None)
 
 HOW_TO_START = """
 The test suite needs real PostgreSQL and Redis.
@@ -56,6 +62,8 @@ def database_url() -> Iterator[str]:
     name = f"wallet_test_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        # Tests commit thousands of times and never crash the server: waiting for each fsync buys nothing.
+        conn.execute(sa.text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     url = make_url(ADMIN_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
     command.upgrade(alembic_config(url), "head")
     try:
@@ -83,9 +91,41 @@ def database(database_url: str) -> Iterator[Database]:
 
 
 def truncate_all(db: Database) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    """Empty every table, children first. DELETE, not TRUNCATE: on tables this small it is ~10x faster."""
     with db.engine.begin() as conn:
-        conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture(scope="session")
+def sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """The embedded default's engine (a SQLite file), migrated with the same Alembic scripts."""
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'wallet.sqlite3'}"
+    command.upgrade(alembic_config(url), "head")
+    db = Database(url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_database(request: pytest.FixtureRequest) -> Iterator[Database]:
+    """Each backend the ledger must be correct on, emptied after the test."""
+    db: Database = request.getfixturevalue("database" if request.param == "postgresql" else "sqlite_database")
+    try:
+        yield db
+    finally:
+        truncate_all(db)
+
+
+@pytest.fixture
+def any_session(any_database: Database) -> Iterator[Session]:
+    session = any_database.session()
+    try:
+        yield session
+    finally:
+        session.close()
 
 
 @pytest.fixture
@@ -143,3 +183,13 @@ def live_server(database_url: str, database: Database) -> Iterator[LiveServer]:
     finally:
         server.stop()
         truncate_all(database)
+
+
+@pytest.fixture(scope="session")
+def auth_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthEmulator]:
+    """The Firebase Auth emulator, for the whole session. Tests that use it set EMULATOR_HOST_VARIABLE."""
+    emulator = start_auth_emulator(tmp_path_factory.mktemp("firebase"))
+    try:
+        yield emulator
+    finally:
+        emulator.stop()

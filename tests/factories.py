@@ -7,9 +7,10 @@ import uuid
 from sqlalchemy.orm import Session
 
 from shared import ledger
-from shared.models import Material
+from shared.models import Material, Withdrawal
 
 DEFAULT_RATES = {"plastic": 5, "aluminum": 10}
+DEFAULT_POLICY = ledger.WithdrawalPolicy(min_cents=100)
 
 
 def make_account(session: Session, email: str | None = None) -> ledger.Account:
@@ -24,5 +25,14 @@ def fund(session: Session, account: ledger.Account, cents: int) -> int:
     return result.new_balance_cents
 
 
+def make_withdrawal(session: Session, account: ledger.Account, cents: int, bank_token: str = "tok_test") -> Withdrawal:
+    return ledger.request_withdrawal(session, account, cents, bank_token, DEFAULT_POLICY).withdrawal
+
+
 def bypass_headers(email: str = "user@example.com") -> dict[str, str]:
     return {"X-Test-User-Email": email}
+
+
+def bypass_uid(email: str) -> str:
+    """The Firebase-uid stand-in the development bypass gives ``email`` (see api.auth)."""
+    return f"dev-bypass:{email.strip().lower()}"

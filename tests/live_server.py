@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +30,8 @@ class LiveServer:
     log_path: Path
 
     def stop(self) -> None:
-        self.process.terminate()
+        # SIGINT is gunicorn's quick shutdown; SIGTERM would wait for idle keep-alive connections to time out.
+        self.process.send_signal(signal.SIGINT)
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
