@@ -54,6 +54,10 @@ def create_app(config: Config | None = None) -> Flask:
     app.before_request(_require_json_body)
     cli.register(app)
     payouts_cli.register(app)
+    if config.bench_floor:  # benchmark-only endpoint; refused in production by check_safe_for_production
+        from api import bench_floor
+
+        bench_floor.register(app)
     return app
 
 
