@@ -1,0 +1,81 @@
+"""The deposit and account-lookup hot path (prebuilt Core statements) behaves the same on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from shared import ledger
+from shared.db import Base, Database
+from shared.models import Material, Transaction, TransactionType, Wallet
+from tests.factories import DEFAULT_RATES, make_account
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]:
+    if request.param == "postgresql":
+        yield request.getfixturevalue("db_session")
+        return
+    database = Database(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    Base.metadata.create_all(database.engine)
+    with database.session() as sqlite_session:
+        yield sqlite_session
+    database.dispose()
+
+
+def test_deposit_credits_the_wallet_and_writes_its_row(session: Session) -> None:
+    account = make_account(session)
+
+    first = ledger.deposit(session, account, Material.PLASTIC, 7, DEFAULT_RATES)
+    second = ledger.deposit(session, account, Material.ALUMINUM, 3, DEFAULT_RATES)
+
+    assert (first.new_balance_cents, second.new_balance_cents) == (35, 65)
+    stored = session.execute(sa.select(Transaction).where(Transaction.id == second.transaction.id)).scalar_one()
+    returned = second.transaction
+    for name in ("id", "user_id", "wallet_id", "transaction_type", "material", "units", "amount_cents"):
+        assert getattr(stored, name) == getattr(returned, name)
+    assert (stored.transaction_type, stored.material, stored.amount_cents) == (TransactionType.DEPOSIT, "aluminum", 30)
+    assert stored.withdrawal_id is None
+    assert stored.created_at == returned.created_at
+    assert stored.created_at.tzinfo is not None and stored.created_at.utcoffset() == UTC.utcoffset(None)
+    wallet = session.execute(sa.select(Wallet).where(Wallet.id == account.wallet_id)).scalar_one()
+    assert wallet.balance_cents == 65
+    assert wallet.updated_at == stored.created_at
+    assert ledger.verify(session) == []
+    if session.get_bind().dialect.name == "sqlite":  # stored as offset-free UTC text, so text order is time order
+        raw = session.execute(sa.text("SELECT created_at FROM transactions UNION ALL SELECT updated_at FROM wallets"))
+        assert all("+" not in value for (value,) in raw)
+
+
+def test_deposit_is_not_left_in_the_session(session: Session) -> None:
+    account = make_account(session)
+    result = ledger.deposit(session, account, Material.PLASTIC, 1, DEFAULT_RATES)
+    assert result.transaction not in session
+    session.commit()  # nothing pending: committing again writes no second row
+    count = session.execute(sa.select(sa.func.count()).select_from(Transaction)).scalar_one()
+    assert count == 1
+
+
+def test_deposit_to_an_unknown_wallet_moves_nothing(session: Session) -> None:
+    account = make_account(session)
+    ghost = ledger.Account(account.user_id, uuid.uuid4(), account.firebase_uid, account.email)
+    with pytest.raises(sa.exc.NoResultFound):
+        ledger.deposit(session, ghost, Material.PLASTIC, 1, DEFAULT_RATES)
+    assert session.execute(sa.select(sa.func.count()).select_from(Transaction)).scalar_one() == 0
+
+
+def test_account_lookup_finds_creates_and_keeps_email_current(session: Session) -> None:
+    created = ledger.get_or_create_account(session, "uid-hot-path", "old@example.com")
+    again = ledger.get_or_create_account(session, "uid-hot-path", "old@example.com")
+    renamed = ledger.get_or_create_account(session, "uid-hot-path", "new@example.com")
+
+    assert again == created
+    assert (renamed.user_id, renamed.wallet_id) == (created.user_id, created.wallet_id)
+    assert renamed.email == "new@example.com"
+    assert ledger.get_or_create_account(session, "uid-hot-path", None).email == "new@example.com"
