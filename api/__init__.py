@@ -13,6 +13,7 @@ from api.observability import init_dependencies, init_observability
 from api.payouts import init_payout_queue
 from api.ratelimit import init_rate_limiter
 from api.security import init_security
+from shared import ledger
 from shared.config import Config
 
 OPENAPI_SETTINGS = {
@@ -41,6 +42,7 @@ def create_app(config: Config | None = None) -> Flask:
     )
     app.extensions["wallet_config"] = config
     app.extensions["wallet_token_verifier"] = FirebaseTokenVerifier(config)
+    app.extensions["wallet_accounts"] = ledger.AccountCache()
     database = init_database(app, config)
     init_dependencies(app, config, database)
     init_payout_queue(app, config)
