@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +143,37 @@ def test_account_cache_entries_expire_and_the_cache_stays_bounded() -> None:
     cache.put(accounts[2])  # full: starts over rather than growing
     assert cache.get("uid-2", None) == accounts[2]
     assert len(cache._entries) <= 2
+
+
+def test_history_pages_walk_every_row_once_newest_first_including_equal_timestamps(session: Session) -> None:
+    account = make_account(session)
+    stamp = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    stamps = [stamp] * 4 + [stamp + timedelta(seconds=s) for s in (1, 1, 2)] + [stamp - timedelta(seconds=1)]
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "user_id": account.user_id,
+            "wallet_id": account.wallet_id,
+            "transaction_type": "deposit",
+            "material": "plastic",
+            "units": 1,
+            "amount_cents": 5,
+            "created_at": created_at,
+        }
+        for created_at in stamps
+    ]
+    session.execute(sa.insert(Transaction), rows)
+    session.commit()
+    expected = [r["id"] for r in sorted(rows, key=lambda r: (r["created_at"], r["id"].hex), reverse=True)]
+
+    seen: list[uuid.UUID] = []
+    cursor = None
+    while True:
+        page = ledger.list_transactions(session, account, limit=3, cursor=cursor)
+        seen += [t.id for t in page.items]
+        if page.next_cursor is None:
+            break
+        if len(seen) == 3:  # a newer row arriving mid-walk must not shift the pages that follow
+            ledger.deposit(session, account, Material.PLASTIC, 1, DEFAULT_RATES)
+        cursor = page.next_cursor
+    assert seen == expected
