@@ -189,6 +189,8 @@ def _render_payouts(s: dict[str, Any]) -> str:
             r["count"],
             r["seconds"],
             r["payouts_per_s"],
+            r["floor_per_s"],
+            r["ratio"],
             r["target_per_s"],
             _verdict(r["met"]),
         ]
@@ -197,7 +199,11 @@ def _render_payouts(s: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"3. Payout pipeline (worker: {s['worker']})",
-            _table(["gateway latency", "withdrawals", "seconds", "payouts/s", "target", ""], rows),
-            f"   floor: {s['floor']}",
+            _table(
+                ["gateway latency", "withdrawals", "seconds", "payouts/s", "floor tasks/s", "ratio", "target", ""],
+                rows,
+            ),
+            "   floor: the same worker and pool running no-op tasks that only wait the same latency",
+            f"   ledger after the payouts: verify {s['ledger']['verify']}",
         ]
     )
