@@ -29,6 +29,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     parser.add_argument("--history-rows", type=int, default=1_000_000, help="rows for the large history user")
     parser.add_argument("--payouts", type=int, default=2000, help="withdrawals per payout run (default 2000)")
+    parser.add_argument("--payout-workers", type=int, default=1, help="Celery worker processes (default 1)")
     parser.add_argument("--quick", action="store_true", help="short runs to check the harness (numbers are rough)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -88,7 +89,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             "deposit": lambda: _with_api(ctx, _deposit),
             "history": lambda: _with_api(ctx, lambda c, s: _history(c, s, args.history_rows)),
             "firebase": lambda: _firebase(ctx),
-            "payouts": lambda: _payouts(ctx, args.payouts),
+            "payouts": lambda: _payouts(ctx, args.payouts, args.payout_workers),
         }
         for name in SECTIONS:
             if name in args.only:
@@ -127,10 +128,10 @@ def _firebase(ctx: BenchContext) -> dict[str, Any]:
     return firebase.run(ctx, api_env(ctx.database_url, ctx.redis_url, ctx.broker_url))
 
 
-def _payouts(ctx: BenchContext, count: int) -> dict[str, Any]:
+def _payouts(ctx: BenchContext, count: int, processes: int) -> dict[str, Any]:
     from bench import payouts
 
-    return payouts.run(ctx, count)
+    return payouts.run(ctx, count, processes)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ import redis
 import sqlalchemy as sa
 from celery import Celery
 
+from bench.celery_floor import FLOOR_TASK
 from bench.context import BenchContext, seed_bypass_users
 from bench.stack import VENV_BIN, BenchError, Process, start_process
 from shared.config import Config
@@ -33,8 +35,9 @@ AMOUNT_CENTS = 100
 RUN_TIMEOUT_S = 120
 READY_TIMEOUT_S = 60
 POLL_S = 0.05
+HOLDING_QUEUE = "bench-holding"
 # The worker settings a run may override from the environment, as production would.
-WORKER_SETTINGS = ("CELERY_WORKER_POOL", "CELERY_WORKER_CONCURRENCY")
+WORKER_SETTINGS = ("CELERY_WORKER_POOL", "CELERY_WORKER_CONCURRENCY", "SQLALCHEMY_ENGINE_OPTIONS")
 
 _SEED_WITHDRAWALS = sa.text(
     """
@@ -64,12 +67,12 @@ _PROGRESS = sa.text(
 )
 
 
-def run(ctx: BenchContext, count: int) -> dict[str, Any]:
+def run(ctx: BenchContext, count: int, processes: int) -> dict[str, Any]:
     engine = ctx.engine()
     env = _worker_env(ctx)
     config = Config.from_env(env)
     settings = {
-        "processes": 1,
+        "processes": processes,
         "pool": config.celery_worker_pool,
         "concurrency": config.celery_worker_concurrency,
         "prefetch_multiplier": 1,
@@ -80,7 +83,7 @@ def run(ctx: BenchContext, count: int) -> dict[str, Any]:
     runs = []
     try:
         for latency in LATENCIES_MS:
-            runs.append(_run_latency(ctx, engine, env, count, latency))
+            runs.append(_run_latency(ctx, engine, env, count, latency, processes))
     finally:
         _clean_broker(ctx.broker_url)
     ledger = _verify(ctx)
@@ -106,7 +109,9 @@ def _worker_env(ctx: BenchContext) -> dict[str, str]:
     return env
 
 
-def _run_latency(ctx: BenchContext, engine: sa.Engine, env: dict[str, str], count: int, latency: int) -> dict[str, Any]:
+def _run_latency(
+    ctx: BenchContext, engine: sa.Engine, env: dict[str, str], count: int, latency: int, processes: int
+) -> dict[str, Any]:
     like = f"bench-payout-{latency}ms-%@example.com"
     users = max(1, count // WITHDRAWALS_PER_USER)
     seed_bypass_users(engine, f"bench-payout-{latency}ms-%d@example.com", users)
@@ -122,13 +127,14 @@ def _run_latency(ctx: BenchContext, engine: sa.Engine, env: dict[str, str], coun
     config = Config.from_env(worker_env)
     client = Celery("bench-client", set_as_current=False)
     client.conf.update(celery_settings(config))
-    worker = _start_worker(worker_env, latency)
+    workers = [_start_worker(worker_env, latency, index) for index in range(processes)]
     try:
-        _wait_ready(client, worker)
-        floor = _floor(client, ctx.redis_url, len(ids), latency)
-        payouts = _payouts(engine, config, ids, like)
+        _wait_ready(client, workers)
+        floor = _floor(client, ctx.redis_url, len(ids), latency, processes)
+        payouts = _payouts(client, engine, config, ids, like, processes)
     finally:
-        worker.stop(timeout=30)
+        for worker in workers:
+            worker.stop(timeout=30)
         client.close()
     target = TARGET_PER_S[latency]
     return {
@@ -140,44 +146,54 @@ def _run_latency(ctx: BenchContext, engine: sa.Engine, env: dict[str, str], coun
         "failed": payouts["failed"],
         "floor_seconds": floor["seconds"],
         "floor_per_s": floor["per_s"],
+        "enqueue_us_per_task": {"payout": payouts["enqueue_us"], "floor": floor["enqueue_us"]},
         "ratio": round(payouts["per_s"] / floor["per_s"], 3) if floor["per_s"] else None,
         "target_per_s": target,
         "met": payouts["paid"] == len(ids) and payouts["per_s"] >= target,
-        "worker_log": str(worker.log_path),
+        "worker_logs": [str(worker.log_path) for worker in workers],
     }
 
 
-def _start_worker(env: dict[str, str], latency: int) -> Process:
-    argv = [
-        str(VENV_BIN / "celery"),
-        "-A",
-        "bench.celery_floor",
-        "worker",
-        "--loglevel",
-        "INFO",
-        "-n",
-        f"bench-{latency}ms@%h",
-    ]
-    return start_process(f"celery-{latency}ms", argv, env)
+def _start_worker(env: dict[str, str], latency: int, index: int) -> Process:
+    # The worker starts on an empty holding queue; it consumes the payouts queue only when told to, so the clock
+    # starts with every message already queued: the pipeline is measured, not this script's publishing speed.
+    name = f"bench-{latency}ms-{index}@%h"
+    argv = [str(VENV_BIN / "celery"), "-A", "bench.celery_floor", "worker", "--loglevel", "INFO", "-n", name]
+    return start_process(f"celery-{latency}ms-{index}", [*argv, "-Q", HOLDING_QUEUE], env)
 
 
-def _wait_ready(client: Celery, worker: Process) -> None:
+def _wait_ready(client: Celery, workers: list[Process]) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
-        if worker.popen.poll() is not None:
-            raise BenchError(f"the Celery worker exited early:\n{worker.log_tail()}")
-        if client.control.ping(timeout=0.5):
+        for worker in workers:
+            if worker.popen.poll() is not None:
+                raise BenchError(f"a Celery worker exited early:\n{worker.log_tail()}")
+        if len(client.control.ping(timeout=0.5)) >= len(workers):
             return
-    raise BenchError(f"the Celery worker did not answer a ping:\n{worker.log_tail()}")
+    raise BenchError(f"the Celery workers did not all answer a ping:\n{workers[0].log_tail()}")
 
 
-def _floor(client: Celery, redis_url: str, count: int, latency: int) -> dict[str, Any]:
+def _consume(client: Celery, workers: int, start: bool) -> None:
+    control = client.control.add_consumer if start else client.control.cancel_consumer
+    replies = control(PAYOUTS_QUEUE, reply=True, timeout=5)
+    if len(replies) < workers:
+        raise BenchError(f"only {len(replies)} of {workers} workers answered {'add' if start else 'cancel'}_consumer")
+
+
+def _enqueue(send: Callable[[], object], count: int) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        send()
+    return round((time.perf_counter() - started) / count * 1e6, 1)
+
+
+def _floor(client: Celery, redis_url: str, count: int, latency: int, workers: int) -> dict[str, Any]:
     done = redis.Redis.from_url(redis_url)
     key = f"bench:floor:{uuid.uuid4().hex}"
-    started = time.monotonic()
     try:
-        for _ in range(count):
-            client.send_task("bench.floor_payout", args=[key, latency], queue=PAYOUTS_QUEUE)
+        enqueue_us = _enqueue(lambda: client.send_task(FLOOR_TASK, args=[key, latency], queue=PAYOUTS_QUEUE), count)
+        started = time.monotonic()
+        _consume(client, workers, start=True)
         while int(done.get(key) or 0) < count:
             if time.monotonic() - started > RUN_TIMEOUT_S:
                 raise BenchError(
@@ -185,22 +201,25 @@ def _floor(client: Celery, redis_url: str, count: int, latency: int) -> dict[str
                 )
             time.sleep(POLL_S)
         seconds = time.monotonic() - started
+        _consume(client, workers, start=False)
     finally:
         done.delete(key)
         done.close()
-    return {"seconds": round(seconds, 2), "per_s": round(count / seconds, 1)}
+    return {"seconds": round(seconds, 2), "per_s": round(count / seconds, 1), "enqueue_us": enqueue_us}
 
 
-def _payouts(engine: sa.Engine, config: Config, ids: list[uuid.UUID], like: str) -> dict[str, Any]:
-    queue = PayoutQueue(config)
-    started_at = datetime.now(UTC)
-    started = time.monotonic()
+def _payouts(
+    client: Celery, engine: sa.Engine, config: Config, ids: list[uuid.UUID], like: str, workers: int
+) -> dict[str, Any]:
+    queue = PayoutQueue(config)  # the API's own enqueue path
+    pending = iter(ids)
     try:
-        for withdrawal_id in ids:
-            if not queue.enqueue(withdrawal_id):
-                raise BenchError("could not enqueue a payout: is the broker up?")
+        enqueue_us = _enqueue(lambda: queue.enqueue(next(pending)) or _broker_down(), len(ids))
     finally:
         queue.close()
+    started_at = datetime.now(UTC)
+    started = time.monotonic()
+    _consume(client, workers, start=True)
     paid = failed = 0
     last_paid_at = None
     while time.monotonic() - started < RUN_TIMEOUT_S:
@@ -213,19 +232,20 @@ def _payouts(engine: sa.Engine, config: Config, ids: list[uuid.UUID], like: str)
         seconds = (last_paid_at - started_at).total_seconds()  # the worker's own timestamp of the last payout
     else:
         seconds = time.monotonic() - started
-    return {
-        "seconds": round(seconds, 2),
-        "per_s": round(paid / seconds, 1) if seconds else 0.0,
-        "paid": paid,
-        "failed": failed,
-    }
+    per_s = round(paid / seconds, 1) if seconds else 0.0
+    return {"seconds": round(seconds, 2), "per_s": per_s, "paid": paid, "failed": failed, "enqueue_us": enqueue_us}
+
+
+def _broker_down() -> None:
+    raise BenchError("could not enqueue a payout: is the broker up?")
 
 
 def _clean_broker(broker_url: str) -> None:
     """Remove what the runs left in the benchmark's own broker DB (queues, bindings, unacked bookkeeping)."""
     client = redis.Redis.from_url(broker_url)
+    patterns = (PAYOUTS_QUEUE, f"{PAYOUTS_QUEUE}*", HOLDING_QUEUE, "_kombu.*", "unacked*", "*.reply.celery.pidbox")
     try:
-        for pattern in (PAYOUTS_QUEUE, f"{PAYOUTS_QUEUE}*", "_kombu.*", "unacked*", "*.reply.celery.pidbox"):
+        for pattern in patterns:
             keys = list(client.scan_iter(match=pattern, count=500))
             if keys:
                 client.delete(*keys)
