@@ -95,8 +95,11 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             if name in args.only:
                 print(f"bench: {name} ...", file=sys.stderr, flush=True)
                 section_started = time.monotonic()
+                load_before = round(os.getloadavg()[0], 2)
                 results["sections"][name] = sections[name]()
                 results["sections"][name]["elapsed_s"] = round(time.monotonic() - section_started, 1)
+                # A neighbour's load shows up here: numbers from a busy machine are read with that in mind.
+                results["sections"][name]["loadavg_1m"] = [load_before, round(os.getloadavg()[0], 2)]
     return results
 
 

@@ -193,6 +193,6 @@ def _rounds(ctx: BenchContext, server: Server, meter: CpuMeter, tokens_file: Pat
         order = [("bypass", False), ("token", True)]
         if index % 2:
             order.reverse()
-        results = {name: load(f"GET /wallet {name}", ctx.seconds, with_token) for name, with_token in order}
+        results = {name: load(f"GET /wallet {name}", ctx.short_seconds, with_token) for name, with_token in order}
         rounds.append(results)
     return rounds

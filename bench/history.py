@@ -99,7 +99,7 @@ def run(ctx: BenchContext, server: Server, large_rows: int) -> dict[str, Any]:
         for index in range(ctx.rounds):
             order = ["small", "large"] if index % 2 == 0 else ["large", "small"]
             for size in order:
-                runs[size].append(_get(meter, server, ctx, f"{name} {size}", size, paths[size], ctx.seconds))
+                runs[size].append(_get(meter, server, ctx, f"{name} {size}", size, paths[size], ctx.short_seconds))
         # At a fixed number of connections, mean latency is the inverse of throughput: compare round by round.
         ratios = [
             large["mean_ms"] / small["mean_ms"] for small, large in zip(runs["small"], runs["large"], strict=True)

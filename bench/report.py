@@ -101,8 +101,13 @@ def render(results: dict[str, Any]) -> str:
         ("payouts", _render_payouts),
     ):
         if name in sections:
+            section = sections[name]
             out.append("")
-            out.append(render_section(sections[name]))
+            out.append(render_section(section))
+            out.append(
+                f"   ({section.get('elapsed_s')} s; 1-minute load average {section.get('loadavg_1m', ['?', '?'])[0]}"
+                f" -> {section.get('loadavg_1m', ['?', '?'])[1]})"
+            )
     return "\n".join(out)
 
 
