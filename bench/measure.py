@@ -18,20 +18,17 @@ from bench.stack import Server
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue  # exited meanwhile
-        fields = stat[stat.rindex(")") + 2 :].split()
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / _TICKS
+def _cpu_seconds(pid: int) -> float | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None  # exited
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime, all threads
 
 
 class CpuMeter:
-    """CPU seconds used so far by a server's process tree and by the database's backends."""
+    """CPU seconds used by a server's process tree and by the database's backends, per pid."""
 
     def __init__(self, engine: sa.Engine, server_pids: list[int]) -> None:
         self._engine = engine
@@ -46,19 +43,21 @@ class CpuMeter:
             )
             return [int(pid) for (pid,) in rows]
 
-    def sample(self) -> tuple[float, float, list[int]]:
-        backends = self._backend_pids()
-        return _cpu_seconds(self._server_pids), _cpu_seconds(backends), backends
+    def sample(self) -> tuple[dict[int, float], dict[int, float]]:
+        def read(pids: list[int]) -> dict[int, float]:
+            return {pid: cpu for pid in pids if (cpu := _cpu_seconds(pid)) is not None}
 
-    def per_request_ms(self, before: tuple[float, float, list[int]], requests: int) -> dict[str, float]:
-        server_after = _cpu_seconds(self._server_pids)
-        # The same backends as before (pooled connections persist), so exited ones do not skew the difference.
-        backends_after = _cpu_seconds(before[2])
+        return read(self._server_pids), read(self._backend_pids())
+
+    def per_request_ms(self, before: tuple[dict[int, float], dict[int, float]], requests: int) -> dict[str, float]:
+        after = self.sample()
         per = 1000 / max(requests, 1)
-        return {
-            "server_cpu_ms": round((server_after - before[0]) * per, 3),
-            "postgres_cpu_ms": round((backends_after - before[1]) * per, 3),
-        }
+        # A pid seen only after the run counts whole; one that exited during the run takes its CPU with it, so
+        # the PostgreSQL figure is a lower bound when a pool churns connections.
+        server, backends = (
+            sum(cpu - then.get(pid, 0.0) for pid, cpu in now.items()) for then, now in zip(before, after, strict=True)
+        )
+        return {"server_cpu_ms": round(server * per, 3), "postgres_cpu_ms": round(backends * per, 3)}
 
 
 def server_meter(engine: sa.Engine, server: Server) -> CpuMeter:
