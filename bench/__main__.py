@@ -19,6 +19,8 @@ ADMIN_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg2:/
 # Own Redis DB numbers, so the run never touches anyone else's keys (override for your machine).
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 BENCH_BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/9")
+# The pool .env.example recommends for PostgreSQL (at least gunicorn's threads per process); a run may override it.
+ENGINE_OPTIONS = '{"pool_size": 20, "max_overflow": 30, "pool_pre_ping": true}'
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -51,6 +53,7 @@ def api_env(database_url: str, redis_url: str, broker_url: str) -> dict[str, str
         "AUTH_DEV_BYPASS": "true",
         "BENCH_FLOOR": "true",
         "FIREBASE_PROJECT_ID": "bench-project",
+        "SQLALCHEMY_ENGINE_OPTIONS": ENGINE_OPTIONS,
     }
     for name in ("GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_WORKER_CLASS", "SQLALCHEMY_ENGINE_OPTIONS"):
         if name in os.environ:  # let a run try other server settings: GUNICORN_WORKERS=2 make bench
