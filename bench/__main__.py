@@ -14,7 +14,7 @@ from bench.context import BenchContext
 from bench.loadgen import ensure_wrk
 from bench.stack import BenchError, bench_database, start_gunicorn
 
-SECTIONS = ("deposit", "history", "firebase", "payouts")
+SECTIONS = ("deposit", "history", "payouts", "firebase")
 ADMIN_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 # Own Redis DB numbers, so the run never touches anyone else's keys (override for your machine).
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
