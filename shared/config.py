@@ -192,9 +192,8 @@ class Config:
         "Redis broker: an unacknowledged task is redelivered after this long",
     )
     celery_worker_pool: str = _setting("CELERY_WORKER_POOL", _str, "threads", "Celery pool: threads | prefork | solo")
-    # 64: at 200 ms per provider call, 16 threads capped a worker at 16 / 0.2 s = 80 payouts/s (make bench).
     celery_worker_concurrency: int = _setting(
-        "CELERY_WORKER_CONCURRENCY", _int, 64, "payouts one worker runs at once (threads)"
+        "CELERY_WORKER_CONCURRENCY", _int, 16, "payouts one worker runs at once (threads)"
     )
     flower_basic_auth: str | None = _setting(
         "FLOWER_BASIC_AUTH", _optional_str, None, "user:password for Flower (read by Flower itself)"

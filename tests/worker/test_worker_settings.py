@@ -19,7 +19,7 @@ def test_money_settings() -> None:
     assert settings["task_acks_late"] is True
     assert settings["task_reject_on_worker_lost"] is True
     assert settings["worker_prefetch_multiplier"] == 1
-    assert (settings["worker_pool"], settings["worker_concurrency"]) == ("threads", 64)
+    assert (settings["worker_pool"], settings["worker_concurrency"]) == ("threads", 16)
     assert settings["task_default_queue"] == PAYOUTS_QUEUE
     assert settings["worker_send_task_events"] is True
     options = settings["broker_transport_options"]
