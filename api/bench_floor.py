@@ -13,12 +13,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, request
-from sqlalchemy import Connection, bindparam, insert, select, update
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from limits import RateLimitItem, parse
+from sqlalchemy import bindparam, insert, select, update
 
 from api.auth import BYPASS_HEADER, BYPASS_UID_PREFIX
-from api.errors import Unauthenticated, ValidationFailed
+from api.errors import APIError, Unauthenticated, ValidationFailed
 from api.extensions import get_config, get_database
+from api.ratelimit import DEPOSITS, EXTENSION
 from shared.db import UTCDateTime, utcnow
 from shared.models import Transaction, TransactionType, User, Wallet
 
@@ -42,12 +44,28 @@ _FIND = select(User.id, Wallet.id).join(Wallet, Wallet.user_id == User.id).where
 
 # firebase uid -> (user id, wallet id), filled on first sight: the floor's steady state is the deposit SQL alone.
 _accounts: dict[str, tuple[uuid.UUID, uuid.UUID]] = {}
+_limit_items: dict[str, RateLimitItem] = {}
 
 
-def _account(conn: Connection, uid: str) -> tuple[uuid.UUID, uuid.UUID]:
+class _RateLimited(APIError):
+    status = 429
+    code = "rate_limited"
+
+
+def _rate_limit_hit(wallet_id: uuid.UUID) -> None:
+    """The deposit limiter's own Redis call: one moving-window hit through the same limiter and storage."""
+    limits = current_app.extensions[EXTENSION]
+    spec = limits.limits[DEPOSITS]
+    item = _limit_items.get(spec) or _limit_items.setdefault(spec, parse(spec))
+    if not limits.limiter.limiter.hit(item, f"wallet:{wallet_id}", FLOOR_DEPOSIT_PATH):
+        raise _RateLimited("too many requests for this wallet")
+
+
+def _account(uid: str) -> tuple[uuid.UUID, uuid.UUID]:
     account = _accounts.get(uid)
     if account is None:
-        row = conn.execute(_FIND, {"uid": uid}).first()
+        with get_database().engine.connect() as conn:
+            row = conn.execute(_FIND, {"uid": uid}).first()
         if row is None:
             raise Unauthenticated("the floor only serves users that already have a wallet")
         account = _accounts[uid] = (row[0], row[1])
@@ -68,8 +86,9 @@ def floor_deposit() -> tuple[Response, int]:
         raise ValidationFailed("the floor takes {'material': 'plastic'|'aluminum', 'units': int >= 1}")
     uid = BYPASS_UID_PREFIX + email.strip().lower()
     amount_cents = rates[material] * units
+    user_id, wallet_id = _account(uid)
+    _rate_limit_hit(wallet_id)  # before the transaction, as the deposit's limit is checked before its view runs
     with get_database().engine.begin() as conn:
-        user_id, wallet_id = _account(conn, uid)
         now = utcnow()
         balance = conn.execute(_CREDIT, {"wallet_id": wallet_id, "amount_cents": amount_cents, "now": now}).scalar_one()
         transaction_id = uuid.uuid4()

@@ -49,3 +49,16 @@ def _deposit_through_the_floor(client: FlaskClient, database: Database) -> None:
         assert ledger.verify(session) == []
     assert client.post(FLOOR, json={"material": "glass", "units": 1}, headers=headers).status_code == 400
     assert client.post(FLOOR, json=BODY).status_code == 401
+
+
+def test_the_floor_makes_the_deposit_limiter_call(config: Config, database: Database) -> None:
+    app = create_app(config.replace(bench_floor=True, rate_limit_deposits="2/minute"))
+    try:
+        client = app.test_client()
+        headers = bypass_headers("floor-limited@example.com")
+        client.get("/wallet", headers=headers)
+        statuses = [client.post(FLOOR, json=BODY, headers=headers).status_code for _ in range(3)]
+        assert statuses == [201, 201, 429]
+    finally:
+        app.extensions["wallet_db"].dispose()
+        truncate_all(database)
