@@ -49,6 +49,7 @@ def api_env(database_url: str, redis_url: str, broker_url: str) -> dict[str, str
         "APP_ENV": "development",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
+        "RATE_LIMIT_STORAGE_URL": redis_url,  # else the limiter takes REDIS_URL's server on DB 1
         "CELERY_BROKER_URL": broker_url,
         "AUTH_DEV_BYPASS": "true",
         "BENCH_FLOOR": "true",

@@ -104,6 +104,9 @@ def _worker_env(ctx: BenchContext) -> dict[str, str]:
         "REDIS_URL": ctx.redis_url,
         "PAYOUT_GATEWAY": "simulated",
         "BENCH_FLOOR_DONE_URL": ctx.redis_url,
+        "RATE_LIMIT_STORAGE_URL": ctx.redis_url,
+        # Metrics are still collected; only the scrape endpoint is off, so workers never fight over its port.
+        "WORKER_METRICS_PORT": "0",
     }
     env.update({name: os.environ[name] for name in WORKER_SETTINGS if name in os.environ})
     return env
