@@ -19,8 +19,8 @@ ADMIN_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg2:/
 # Own Redis DB numbers, so the run never touches anyone else's keys (override for your machine).
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 BENCH_BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/9")
-# The pool .env.example recommends for PostgreSQL (at least gunicorn's threads per process); a run may override it.
-ENGINE_OPTIONS = '{"pool_size": 20, "max_overflow": 30, "pool_pre_ping": true}'
+# The pool .env.example and compose use (pool_size >= gunicorn's 8 threads per process); a run may override it.
+ENGINE_OPTIONS = '{"pool_size": 8, "max_overflow": 12, "pool_pre_ping": true}'
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
