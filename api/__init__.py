@@ -14,6 +14,7 @@ from api.payouts import init_payout_queue
 from api.ratelimit import init_rate_limiter
 from api.schemas import ErrorSchema
 from api.security import init_security
+from shared import ledger
 from shared.config import Config
 
 OPENAPI_SETTINGS = {
@@ -47,6 +48,7 @@ def create_app(config: Config | None = None) -> Flask:
     )
     app.extensions["wallet_config"] = config
     app.extensions["wallet_token_verifier"] = FirebaseTokenVerifier(config)
+    app.extensions["wallet_accounts"] = ledger.AccountCache()
     database = init_database(app, config)
     init_dependencies(app, config, database)
     init_payout_queue(app, config)
@@ -60,6 +62,10 @@ def create_app(config: Config | None = None) -> Flask:
     app.before_request(_require_json_body)
     cli.register(app)
     payouts_cli.register(app)
+    if config.bench_floor:  # benchmark-only endpoint; refused in production by check_safe_for_production
+        from api import bench_floor
+
+        bench_floor.register(app)
     return app
 
 

@@ -128,7 +128,8 @@ def authenticate() -> None:
         return
     identity = identify_caller()
     g.identity = identity
-    g.account = ledger.get_or_create_account(db_session(), identity.uid, identity.email)
+    accounts: ledger.AccountCache = current_app.extensions["wallet_accounts"]
+    g.account = ledger.get_or_create_account(db_session(), identity.uid, identity.email, cache=accounts)
 
 
 def current_account() -> ledger.Account:

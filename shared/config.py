@@ -246,6 +246,14 @@ class Config:
         "READINESS_OPTIONAL_CHECKS", _csv, (), "checks reported by /health/ready without failing it, e.g. redis,broker"
     )
 
+    # Benchmarks (bench/)
+    bench_floor: bool = _setting(
+        "BENCH_FLOOR",
+        _bool,
+        False,
+        "benchmark only: serve the bare floor endpoint POST /_bench/floor/deposit (never in production)",
+    )
+
     def __post_init__(self) -> None:
         if self.plastic_rate_cents <= 0 or self.aluminum_rate_cents <= 0:
             raise ConfigError("material rates must be positive integers of cents")
@@ -300,6 +308,8 @@ class Config:
             raise ConfigError("FIREBASE_PROJECT_ID is required when APP_ENV=production")
         if _same_redis_database(self.rate_limit_storage, self.broker_url):
             raise ConfigError("the rate limiter and the Celery broker must use different Redis databases")
+        if self.bench_floor:
+            raise ConfigError("BENCH_FLOOR must not be enabled when APP_ENV=production")
         self.check_payout_gateway_for_production()
 
     def check_payout_gateway_for_production(self) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, select, tuple_
 from sqlalchemy.orm import Session
 
 from shared.ledger.accounts import Account
@@ -47,7 +47,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 def _page(session: Session, model: Any, query: Select[Any], limit: int, cursor: str | None) -> Page[Any]:
     if cursor:
         created_at, row_id = decode_cursor(cursor)
-        query = query.where(or_(model.created_at < created_at, and_(model.created_at == created_at, model.id < row_id)))
+        # A row-value comparison is one range condition on the (owner, created_at, id) index, so a page deep in a
+        # long history costs what the first page costs. The equivalent "a < x OR (a = x AND b < y)" is only a
+        # filter there: PostgreSQL walked every newer row first (500k rows, 300 ms, at the middle of 1M).
+        query = query.where(tuple_(model.created_at, model.id) < (created_at, row_id))  # binds take the column types
     rows = session.execute(query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)).scalars().all()
     items = rows[:limit]
     next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None

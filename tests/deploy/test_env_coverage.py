@@ -10,7 +10,7 @@ import pytest
 from tests.deploy import files
 
 # Development/test conveniences that production refuses: they must not appear in the production manifests.
-DEV_ONLY = frozenset({"AUTH_DEV_BYPASS", "FIREBASE_AUTH_EMULATOR_HOST"})
+DEV_ONLY = frozenset({"AUTH_DEV_BYPASS", "FIREBASE_AUTH_EMULATOR_HOST", "BENCH_FLOOR"})
 # Meaningful only for tests and the simulated gateway; production leaves them unset.
 UNSET_IN_PRODUCTION = frozenset({"STRIPE_API_BASE", "SIMULATED_PAYOUT_LATENCY_MS"})
 # Read by gunicorn.conf.py only, so only the api service/pods need them.

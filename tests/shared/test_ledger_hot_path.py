@@ -1,0 +1,179 @@
+"""The deposit and account-lookup hot path (prebuilt Core statements) behaves the same on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from shared import ledger
+from shared.db import Base, Database
+from shared.models import Material, Transaction, TransactionType, Wallet
+from tests.factories import DEFAULT_RATES, make_account
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]:
+    if request.param == "postgresql":
+        yield request.getfixturevalue("db_session")
+        return
+    database = Database(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    Base.metadata.create_all(database.engine)
+    with database.session() as sqlite_session:
+        yield sqlite_session
+    database.dispose()
+
+
+def test_deposit_credits_the_wallet_and_writes_its_row(session: Session) -> None:
+    account = make_account(session)
+
+    first = ledger.deposit(session, account, Material.PLASTIC, 7, DEFAULT_RATES)
+    second = ledger.deposit(session, account, Material.ALUMINUM, 3, DEFAULT_RATES)
+
+    assert (first.new_balance_cents, second.new_balance_cents) == (35, 65)
+    stored = session.execute(sa.select(Transaction).where(Transaction.id == second.transaction.id)).scalar_one()
+    returned = second.transaction
+    for name in ("id", "user_id", "wallet_id", "transaction_type", "material", "units", "amount_cents"):
+        assert getattr(stored, name) == getattr(returned, name)
+    assert (stored.transaction_type, stored.material, stored.amount_cents) == (TransactionType.DEPOSIT, "aluminum", 30)
+    assert stored.withdrawal_id is None
+    assert stored.created_at == returned.created_at
+    assert stored.created_at.tzinfo is not None and stored.created_at.utcoffset() == UTC.utcoffset(None)
+    wallet = session.execute(sa.select(Wallet).where(Wallet.id == account.wallet_id)).scalar_one()
+    assert wallet.balance_cents == 65
+    assert wallet.updated_at == stored.created_at
+    assert ledger.verify(session) == []
+    if session.get_bind().dialect.name == "sqlite":  # stored as offset-free UTC text, so text order is time order
+        raw = session.execute(sa.text("SELECT created_at FROM transactions UNION ALL SELECT updated_at FROM wallets"))
+        assert all("+" not in value for (value,) in raw)
+
+
+def test_deposit_is_not_left_in_the_session(session: Session) -> None:
+    account = make_account(session)
+    result = ledger.deposit(session, account, Material.PLASTIC, 1, DEFAULT_RATES)
+    assert result.transaction not in session
+    session.commit()  # nothing pending: committing again writes no second row
+    count = session.execute(sa.select(sa.func.count()).select_from(Transaction)).scalar_one()
+    assert count == 1
+
+
+def test_deposit_to_an_unknown_wallet_moves_nothing(session: Session) -> None:
+    account = make_account(session)
+    ghost = ledger.Account(account.user_id, uuid.uuid4(), account.firebase_uid, account.email)
+    with pytest.raises(sa.exc.NoResultFound):
+        ledger.deposit(session, ghost, Material.PLASTIC, 1, DEFAULT_RATES)
+    assert session.execute(sa.select(sa.func.count()).select_from(Transaction)).scalar_one() == 0
+
+
+def test_account_lookup_finds_creates_and_keeps_email_current(session: Session) -> None:
+    created = ledger.get_or_create_account(session, "uid-hot-path", "old@example.com")
+    again = ledger.get_or_create_account(session, "uid-hot-path", "old@example.com")
+    renamed = ledger.get_or_create_account(session, "uid-hot-path", "new@example.com")
+
+    assert again == created
+    assert (renamed.user_id, renamed.wallet_id) == (created.user_id, created.wallet_id)
+    assert renamed.email == "new@example.com"
+    assert ledger.get_or_create_account(session, "uid-hot-path", None).email == "new@example.com"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@contextmanager
+def _recording_queries(session: Session) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])
+
+    engine = session.get_bind()
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def test_account_cache_answers_a_known_caller_without_a_query(session: Session) -> None:
+    cache = ledger.AccountCache(clock=_Clock())
+    first = ledger.get_or_create_account(session, "uid-cached", "a@example.com", cache=cache)
+    session.commit()
+    with _recording_queries(session) as statements:
+        assert ledger.get_or_create_account(session, "uid-cached", "a@example.com", cache=cache) == first
+        assert ledger.get_or_create_account(session, "uid-cached", None, cache=cache) == first
+    assert statements == []
+
+
+def test_account_cache_goes_to_the_database_for_a_new_email_and_remembers_it(session: Session) -> None:
+    cache = ledger.AccountCache(clock=_Clock())
+    first = ledger.get_or_create_account(session, "uid-renamed", "a@example.com", cache=cache)
+
+    renamed = ledger.get_or_create_account(session, "uid-renamed", "b@example.com", cache=cache)
+
+    assert (renamed.wallet_id, renamed.email) == (first.wallet_id, "b@example.com")
+    stored = session.execute(sa.text("SELECT email FROM users WHERE firebase_uid = 'uid-renamed'")).scalar_one()
+    assert stored == "b@example.com"
+    assert cache.get("uid-renamed", "b@example.com") == renamed
+    assert cache.get("uid-renamed", "a@example.com") is None
+
+
+def test_account_cache_entries_expire_and_the_cache_stays_bounded() -> None:
+    clock = _Clock()
+    cache = ledger.AccountCache(max_entries=2, ttl_s=10, clock=clock)
+    accounts = [ledger.Account(uuid.uuid4(), uuid.uuid4(), f"uid-{i}", None) for i in range(3)]
+    cache.put(accounts[0])
+    clock.now += 9.9
+    assert cache.get("uid-0", None) == accounts[0]
+    clock.now += 0.1
+    assert cache.get("uid-0", None) is None
+
+    cache.put(accounts[1])
+    cache.put(accounts[2])  # full: starts over rather than growing
+    assert cache.get("uid-2", None) == accounts[2]
+    assert len(cache._entries) <= 2
+
+
+def test_history_pages_walk_every_row_once_newest_first_including_equal_timestamps(session: Session) -> None:
+    account = make_account(session)
+    stamp = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    stamps = [stamp] * 4 + [stamp + timedelta(seconds=s) for s in (1, 1, 2)] + [stamp - timedelta(seconds=1)]
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "user_id": account.user_id,
+            "wallet_id": account.wallet_id,
+            "transaction_type": "deposit",
+            "material": "plastic",
+            "units": 1,
+            "amount_cents": 5,
+            "created_at": created_at,
+        }
+        for created_at in stamps
+    ]
+    session.execute(sa.insert(Transaction), rows)
+    session.commit()
+    expected = [r["id"] for r in sorted(rows, key=lambda r: (r["created_at"], r["id"].hex), reverse=True)]
+
+    seen: list[uuid.UUID] = []
+    cursor = None
+    while True:
+        page = ledger.list_transactions(session, account, limit=3, cursor=cursor)
+        seen += [t.id for t in page.items]
+        if page.next_cursor is None:
+            break
+        if len(seen) == 3:  # a newer row arriving mid-walk must not shift the pages that follow
+            ledger.deposit(session, account, Material.PLASTIC, 1, DEFAULT_RATES)
+        cursor = page.next_cursor
+    assert seen == expected
