@@ -11,35 +11,26 @@ must never face real users: ``Config.check_safe_for_production`` refuses BENCH_F
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from limits import RateLimitItem, parse
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select
 
 from api.auth import BYPASS_HEADER, BYPASS_UID_PREFIX
 from api.errors import APIError, Unauthenticated, ValidationFailed
 from api.extensions import get_config, get_database
 from api.ratelimit import DEPOSITS, EXTENSION
-from shared.db import UTCDateTime, utcnow
-from shared.models import Transaction, TransactionType, User, Wallet
+from shared.db import utcnow
+from shared.ledger.deposits import CREDIT_WALLET, INSERT_TRANSACTION
+from shared.models import TransactionType, User, Wallet
 
 FLOOR_DEPOSIT_PATH = "/_bench/floor/deposit"
 
 blp = Blueprint("bench_floor", __name__)
 
-_wallets: Any = Wallet.__table__
-_transactions: Any = Transaction.__table__
-_CREDIT = (
-    update(_wallets)
-    .where(_wallets.c.id == bindparam("wallet_id"))
-    .values(
-        balance_cents=_wallets.c.balance_cents + bindparam("amount_cents", type_=_wallets.c.balance_cents.type),
-        updated_at=bindparam("now", type_=UTCDateTime()),
-    )
-    .returning(_wallets.c.balance_cents)
-)
-_RECORD = insert(_transactions)
+# The ledger's own prebuilt statements, so the floor runs exactly the deposit's SQL and cannot drift from it.
+_CREDIT = CREDIT_WALLET
+_RECORD = INSERT_TRANSACTION
 _FIND = select(User.id, Wallet.id).join(Wallet, Wallet.user_id == User.id).where(User.firebase_uid == bindparam("uid"))
 
 # firebase uid -> (user id, wallet id), filled on first sight: the floor's steady state is the deposit SQL alone.

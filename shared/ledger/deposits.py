@@ -20,7 +20,7 @@ from shared.observability import metrics
 # itself (see README, Benchmarks). Table-level statements also skip the ORM plugin on execute.
 _wallets: Any = Wallet.__table__
 _transactions: Any = Transaction.__table__
-_CREDIT_WALLET = (
+CREDIT_WALLET = (
     update(_wallets)
     .where(_wallets.c.id == bindparam("wallet_id"))
     .values(
@@ -29,7 +29,7 @@ _CREDIT_WALLET = (
     )
     .returning(_wallets.c.balance_cents)
 )
-_INSERT_TRANSACTION = insert(_transactions)
+INSERT_TRANSACTION = insert(_transactions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class DepositResult:
 def credit_wallet(session: Session, wallet_id: uuid.UUID, amount_cents: int, now: datetime) -> int:
     """Add ``amount_cents`` (> 0) in one UPDATE and return the new balance. Caller owns the transaction."""
     params = {"wallet_id": wallet_id, "amount_cents": amount_cents, "now": now}
-    balance: int = session.execute(_CREDIT_WALLET, params).scalar_one()
+    balance: int = session.execute(CREDIT_WALLET, params).scalar_one()
     return balance
 
 
@@ -64,7 +64,7 @@ def deposit(session: Session, account: Account, material: Material, units: int, 
             "withdrawal_id": None,
             "created_at": now,
         }
-        session.execute(_INSERT_TRANSACTION, row)
+        session.execute(INSERT_TRANSACTION, row)
     metrics.record_deposit(material, amount_cents)
     # Not added to the session: the row is already written; this object only carries it to the caller.
     return DepositResult(Transaction(**row), new_balance)
