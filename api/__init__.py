@@ -14,7 +14,6 @@ from api.payouts import init_payout_queue
 from api.ratelimit import init_rate_limiter
 from api.schemas import ErrorSchema
 from api.security import init_security
-from shared import ledger
 from shared.config import Config
 
 OPENAPI_SETTINGS = {
@@ -48,7 +47,6 @@ def create_app(config: Config | None = None) -> Flask:
     )
     app.extensions["wallet_config"] = config
     app.extensions["wallet_token_verifier"] = FirebaseTokenVerifier(config)
-    app.extensions["wallet_accounts"] = ledger.AccountCache()
     database = init_database(app, config)
     init_dependencies(app, config, database)
     init_payout_queue(app, config)

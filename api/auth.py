@@ -128,8 +128,7 @@ def authenticate() -> None:
         return
     identity = identify_caller()
     g.identity = identity
-    accounts: ledger.AccountCache = current_app.extensions["wallet_accounts"]
-    g.account = ledger.get_or_create_account(db_session(), identity.uid, identity.email, cache=accounts)
+    g.account = ledger.get_or_create_account(db_session(), identity.uid, identity.email)
 
 
 def current_account() -> ledger.Account:

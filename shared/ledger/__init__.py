@@ -1,6 +1,6 @@
 """The ledger: the only code that moves money. Every function here owns (and commits) its transaction."""
 
-from shared.ledger.accounts import Account, AccountCache, get_or_create_account, get_wallet
+from shared.ledger.accounts import Account, get_or_create_account, get_wallet
 from shared.ledger.deposits import DepositResult, deposit
 from shared.ledger.errors import (
     AmountBelowMinimum,
@@ -37,7 +37,6 @@ __all__ = [
     "OUTCOME_UNKNOWN_CODES",
     "RETRIES_EXHAUSTED",
     "Account",
-    "AccountCache",
     "AmountBelowMinimum",
     "Claim",
     "DailyLimitExceeded",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,46 +22,6 @@ class Account:
     wallet_id: uuid.UUID
     firebase_uid: str
     email: str | None
-
-
-# Bounds for AccountCache: ~300 bytes an entry, so a few MB per process; an email changed through another pod is
-# picked up within the TTL (ids never change, so only the email can be stale).
-ACCOUNT_CACHE_MAX_ENTRIES = 10_000
-ACCOUNT_CACHE_TTL_S = 300.0
-
-
-class AccountCache:
-    """Accounts this process has already seen, so an authenticated request needs no lookup query.
-
-    Safe because an account's user and wallet ids never change once created (neither row is ever deleted or
-    re-keyed). A caller whose token carries a different email than the one remembered goes to the database,
-    which updates it. Bounded in size and age; one per app (tests that TRUNCATE get a fresh app and cache).
-    """
-
-    def __init__(
-        self,
-        max_entries: int = ACCOUNT_CACHE_MAX_ENTRIES,
-        ttl_s: float = ACCOUNT_CACHE_TTL_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._entries: dict[str, tuple[float, Account]] = {}
-        self._max_entries = max_entries
-        self._ttl_s = ttl_s
-        self._clock = clock
-
-    def get(self, firebase_uid: str, email: str | None) -> Account | None:
-        entry = self._entries.get(firebase_uid)
-        if entry is None:
-            return None
-        expires_at, account = entry
-        if self._clock() >= expires_at or (email is not None and email != account.email):
-            return None
-        return account
-
-    def put(self, account: Account) -> None:
-        if len(self._entries) >= self._max_entries:
-            self._entries.clear()  # cheaper than LRU bookkeeping on every hit; refills at one query per caller
-        self._entries[account.firebase_uid] = (self._clock() + self._ttl_s, account)
 
 
 def _insert_ignoring_conflict(session: Session, table: Table, values: dict[str, Any], key: str) -> None:
@@ -91,25 +49,13 @@ def _find(session: Session, firebase_uid: str) -> tuple[uuid.UUID, uuid.UUID, st
     return None if row is None else (row[0], row[1], row[2])
 
 
-def get_or_create_account(
-    session: Session, firebase_uid: str, email: str | None, cache: AccountCache | None = None
-) -> Account:
+def get_or_create_account(session: Session, firebase_uid: str, email: str | None) -> Account:
     """Return the caller's account, creating user and wallet on the first request; keep email current.
 
-    Safe under concurrent first requests from many pods: inserts ignore conflicts and we re-read. With a
-    ``cache``, an account seen before (same email) is answered without a query.
+    Safe under concurrent first requests from many pods: inserts ignore conflicts and we re-read. Always asks
+    the database (one indexed SELECT): a per-process cache of ids answered stale wallets with 500s once rows
+    were removed under a running server.
     """
-    if cache is not None:
-        cached = cache.get(firebase_uid, email)
-        if cached is not None:
-            return cached
-    account = _get_or_create(session, firebase_uid, email)
-    if cache is not None:
-        cache.put(account)
-    return account
-
-
-def _get_or_create(session: Session, firebase_uid: str, email: str | None) -> Account:
     found = _find(session, firebase_uid)
     if found is not None and (email is None or found[2] == email):
         return Account(found[0], found[1], firebase_uid, found[2])

@@ -83,14 +83,6 @@ def test_account_lookup_finds_creates_and_keeps_email_current(session: Session) 
     assert ledger.get_or_create_account(session, "uid-hot-path", None).email == "new@example.com"
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @contextmanager
 def _recording_queries(session: Session) -> Iterator[list[str]]:
     statements: list[str] = []
@@ -104,45 +96,6 @@ def _recording_queries(session: Session) -> Iterator[list[str]]:
         yield statements
     finally:
         sa.event.remove(engine, "before_cursor_execute", record)
-
-
-def test_account_cache_answers_a_known_caller_without_a_query(session: Session) -> None:
-    cache = ledger.AccountCache(clock=_Clock())
-    first = ledger.get_or_create_account(session, "uid-cached", "a@example.com", cache=cache)
-    session.commit()
-    with _recording_queries(session) as statements:
-        assert ledger.get_or_create_account(session, "uid-cached", "a@example.com", cache=cache) == first
-        assert ledger.get_or_create_account(session, "uid-cached", None, cache=cache) == first
-    assert statements == []
-
-
-def test_account_cache_goes_to_the_database_for_a_new_email_and_remembers_it(session: Session) -> None:
-    cache = ledger.AccountCache(clock=_Clock())
-    first = ledger.get_or_create_account(session, "uid-renamed", "a@example.com", cache=cache)
-
-    renamed = ledger.get_or_create_account(session, "uid-renamed", "b@example.com", cache=cache)
-
-    assert (renamed.wallet_id, renamed.email) == (first.wallet_id, "b@example.com")
-    stored = session.execute(sa.text("SELECT email FROM users WHERE firebase_uid = 'uid-renamed'")).scalar_one()
-    assert stored == "b@example.com"
-    assert cache.get("uid-renamed", "b@example.com") == renamed
-    assert cache.get("uid-renamed", "a@example.com") is None
-
-
-def test_account_cache_entries_expire_and_the_cache_stays_bounded() -> None:
-    clock = _Clock()
-    cache = ledger.AccountCache(max_entries=2, ttl_s=10, clock=clock)
-    accounts = [ledger.Account(uuid.uuid4(), uuid.uuid4(), f"uid-{i}", None) for i in range(3)]
-    cache.put(accounts[0])
-    clock.now += 9.9
-    assert cache.get("uid-0", None) == accounts[0]
-    clock.now += 0.1
-    assert cache.get("uid-0", None) is None
-
-    cache.put(accounts[1])
-    cache.put(accounts[2])  # full: starts over rather than growing
-    assert cache.get("uid-2", None) == accounts[2]
-    assert len(cache._entries) <= 2
 
 
 def test_history_pages_walk_every_row_once_newest_first_including_equal_timestamps(session: Session) -> None:
