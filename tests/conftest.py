@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import redis
@@ -46,6 +47,21 @@ Or point TEST_DATABASE_URL (an admin URL able to CREATE DATABASE) and TEST_REDIS
 
 def _admin_engine() -> sa.Engine:
     return sa.create_engine(ADMIN_DATABASE_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+
+
+@contextmanager
+def scratch_postgresql_database(prefix: str = "wallet_scratch") -> Iterator[str]:
+    """An empty PostgreSQL database for one test (no migrations applied); dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(ADMIN_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

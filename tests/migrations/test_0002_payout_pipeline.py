@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -10,27 +9,18 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy.engine import make_url
 
 from shared.db import Base
 from shared.migrations import alembic_config
-from tests.conftest import ADMIN_DATABASE_URL, _admin_engine
+from tests.conftest import scratch_postgresql_database
 
 PAYOUT_TABLES = {"operator_actions", "applied_webhook_events"}
 
 
 @pytest.fixture
 def empty_database() -> Iterator[str]:
-    name = f"wallet_mig_{uuid.uuid4().hex[:10]}"
-    admin = _admin_engine()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(ADMIN_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgresql_database("wallet_mig") as url:
+        yield url
 
 
 def test_0002_up_matches_the_models_and_down_restores_0001(empty_database: str) -> None:

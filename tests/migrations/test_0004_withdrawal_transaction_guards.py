@@ -14,14 +14,13 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from shared import ledger
 from shared.db import Base, Database
 from shared.migrations import alembic_config
 from shared.models import Transaction, TransactionType, Withdrawal
-from tests.conftest import ADMIN_DATABASE_URL, _admin_engine
+from tests.conftest import scratch_postgresql_database
 from tests.shared.ledger.payout_helpers import claimed, make_withdrawal
 
 pytest_plugins = ["tests.backends"]
@@ -62,16 +61,8 @@ def test_a_second_debit_or_reversal_for_one_withdrawal_is_refused(
 
 @pytest.fixture
 def scratch_database() -> Iterator[str]:
-    name = f"wallet_mig_{uuid.uuid4().hex[:10]}"
-    admin = _admin_engine()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(ADMIN_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgresql_database("wallet_mig") as url:
+        yield url
 
 
 def _indexes(engine: sa.Engine) -> set[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -10,28 +9,19 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy.engine import make_url
 
 from shared import models  # noqa: F401  (registers every table)
 from shared.db import Base, Database
 from shared.migrations import alembic_config
-from tests.conftest import ADMIN_DATABASE_URL
+from tests.conftest import scratch_postgresql_database
 
 pytest_plugins = ["tests.backends"]
 
 
 @pytest.fixture
 def scratch_database_url() -> Iterator[str]:
-    admin = sa.create_engine(ADMIN_DATABASE_URL, isolation_level="AUTOCOMMIT")
-    name = f"wallet_migration_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(ADMIN_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgresql_database("wallet_migration") as url:
+        yield url
 
 
 def _differences(engine: sa.Engine) -> list[object]:
