@@ -187,6 +187,12 @@ class Config:
     payout_sweep_seconds: int = _setting(
         "PAYOUT_SWEEP_SECONDS", _int, 60, "beat period of the sweeper that re-enqueues stranded withdrawals"
     )
+    payout_batch_size: int = _setting(
+        "PAYOUT_BATCH_SIZE", _int, 100, "withdrawals one drain claims at once, in one transaction"
+    )
+    payout_concurrency: int = _setting(
+        "PAYOUT_CONCURRENCY", _int, 100, "provider calls one worker process makes at once (its batches' items)"
+    )
     simulated_payout_latency_ms: int = _setting(
         "SIMULATED_PAYOUT_LATENCY_MS", _int, 0, "added latency of each simulated payout"
     )
@@ -367,6 +373,8 @@ class Config:
             raise ConfigError("PAYOUT_MAX_ATTEMPTS must be at least 1")
         if min(self.payout_retry_base_ms, self.payout_retry_max_ms, self.stripe_timeout_seconds) < 1:
             raise ConfigError("PAYOUT_RETRY_*_MS and STRIPE_TIMEOUT_SECONDS must be positive")
+        if min(self.payout_batch_size, self.payout_concurrency) < 1:
+            raise ConfigError("PAYOUT_BATCH_SIZE and PAYOUT_CONCURRENCY must be at least 1")
         if self.payout_sweep_seconds < 1 or self.celery_worker_concurrency < 1:
             raise ConfigError("PAYOUT_SWEEP_SECONDS and CELERY_WORKER_CONCURRENCY must be positive")
         # A lease shorter than one attempt's provider calls would let a second worker start the same payout

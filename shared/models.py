@@ -10,6 +10,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, utcnow
+from shared.observability.context import MAX_REQUEST_ID_LENGTH
 
 
 class TransactionType(StrEnum):
@@ -103,6 +104,9 @@ class Withdrawal(Base):
     provider_bank_account_id: Mapped[str | None] = mapped_column(String(255))
     transfer_idempotency_key: Mapped[str | None] = mapped_column(String(255))
     payout_idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # X-Request-ID of the POST /withdraw that created it: the worker pays withdrawals in batches, so the id
+    # travels with the row (not a task header) to every log line of this withdrawal's payout.
+    request_id: Mapped[str | None] = mapped_column(String(MAX_REQUEST_ID_LENGTH))
 
 
 class Transaction(Base):

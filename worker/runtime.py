@@ -1,9 +1,10 @@
-"""What one worker process uses: config, database, gateway, queue. Built once, on first use."""
+"""What one worker process uses: config, database, gateway, queue, provider-call threads. Built once, on first use."""
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from shared import ledger
 from shared.config import Config
@@ -19,6 +20,14 @@ class Runtime:
     database: Database
     gateway: PayoutGateway
     queue: PayoutQueue
+    # The items of a batch call the provider in parallel (its calls are network waits), at most
+    # PAYOUT_CONCURRENCY at once in this process whatever the number of batches in flight. Threads start on
+    # demand; they never touch the database (the batch's own thread records the outcomes).
+    provider_calls: ThreadPoolExecutor = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        executor = ThreadPoolExecutor(self.config.payout_concurrency, thread_name_prefix="payout-provider")
+        object.__setattr__(self, "provider_calls", executor)
 
     @property
     def policy(self) -> ledger.PayoutPolicy:

@@ -23,7 +23,7 @@ def run_once(runtime: Runtime | None = None) -> int:
     runtime = runtime or get_runtime()
     with runtime.database.session() as session:
         stranded = ledger.take_stranded(session, grace_seconds=runtime.config.payout_sweep_seconds, limit=SWEEP_BATCH)
-    enqueued = sum(runtime.queue.enqueue(withdrawal_id) for withdrawal_id in stranded)
+    enqueued = sum(runtime.queue.enqueue_one(withdrawal_id) for withdrawal_id in stranded)
     if stranded:
         log.info("sweeper: %d stranded withdrawal(s), %d enqueued", len(stranded), enqueued)
     return enqueued

@@ -14,6 +14,7 @@ from shared.ledger.errors import (
 )
 from shared.ledger.history import Page, list_transactions, list_withdrawals
 from shared.ledger.operations import cancel, list_for_operator, operator_actions, requeue
+from shared.ledger.payout_batch import AttemptOutcome, ClaimedBatch, claim_due, record_accounts, record_outcomes
 from shared.ledger.payouts import (
     OUTCOME_UNKNOWN_CODES,
     RETRIES_EXHAUSTED,
@@ -38,7 +39,9 @@ __all__ = [
     "RETRIES_EXHAUSTED",
     "Account",
     "AmountBelowMinimum",
+    "AttemptOutcome",
     "Claim",
+    "ClaimedBatch",
     "DailyLimitExceeded",
     "DepositResult",
     "EventOutcome",
@@ -57,6 +60,7 @@ __all__ = [
     "WithdrawalResult",
     "apply_payout_event",
     "cancel",
+    "claim_due",
     "claim_withdrawal",
     "deposit",
     "get_or_create_account",
@@ -69,7 +73,9 @@ __all__ = [
     "mark_paid",
     "operator_actions",
     "record_account",
+    "record_accounts",
     "record_bank_account",
+    "record_outcomes",
     "record_transfer",
     "release_for_retry",
     "request_withdrawal",

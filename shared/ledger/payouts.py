@@ -68,6 +68,8 @@ class Claim:
     bank_account_key: str
     transfer_key: str
     payout_key: str
+    # X-Request-ID of the POST /withdraw that created it, for the payout's log lines.
+    request_id: str | None = None
 
 
 def rowcount(session: Session, statement: Executable) -> int:
@@ -75,7 +77,7 @@ def rowcount(session: Session, statement: Executable) -> int:
     return int(cast(CursorResult[Any], session.execute(statement)).rowcount)
 
 
-def _fenced(claim: Claim) -> list[ColumnElement[bool]]:
+def fenced(claim: Claim) -> list[ColumnElement[bool]]:
     return [
         Withdrawal.id == claim.withdrawal_id,
         Withdrawal.status == WithdrawalStatus.PROCESSING,
@@ -102,38 +104,52 @@ def claim_withdrawal(
     now = now or utcnow()
     with atomic(session):
         withdrawal = _load(session, withdrawal_id)
-        status, attempts, generation = withdrawal.status, withdrawal.attempts, withdrawal.attempt_generation
+        status, attempts = withdrawal.status, withdrawal.attempts
         lease = withdrawal.lease_expires_at
         if status == WithdrawalStatus.PROCESSING and lease is not None and lease > now:
             raise InvalidTransition("another worker holds this withdrawal", lease_expires_at=lease.isoformat())
         if status not in (WithdrawalStatus.PENDING, WithdrawalStatus.PROCESSING):
             raise InvalidTransition(f"a {status} withdrawal cannot be processed", status=status)
-        same_state = [
-            Withdrawal.id == withdrawal_id,
-            Withdrawal.status == status,
-            Withdrawal.attempts == attempts,
-            Withdrawal.attempt_generation == generation,
-        ]
         if attempts >= policy.max_attempts:
-            _fail(session, same_state, RETRIES_EXHAUSTED, f"gave up after {attempts} attempts", now)
+            fail(session, same_state(withdrawal), RETRIES_EXHAUSTED, f"gave up after {attempts} attempts", now)
             claim = None
         else:
-            claim = _take(session, withdrawal, same_state, policy, now)
+            user = session.execute(select(User.email, User.stripe_account_id).where(User.id == withdrawal.user_id))
+            email, account_id = user.one()
+            claim = take(session, withdrawal, email, account_id, policy, now)
+            if claim is None:
+                raise InvalidTransition("another worker claimed this withdrawal first")
     if claim is None:  # raised after the commit, so the failure is recorded
         raise RetriesExhausted("the attempt budget is spent", attempts=attempts)
     return claim
 
 
-def _take(
-    session: Session, withdrawal: Withdrawal, same_state: list[ColumnElement[bool]], policy: PayoutPolicy, now: datetime
-) -> Claim:
+def same_state(withdrawal: Withdrawal) -> list[ColumnElement[bool]]:
+    """The row exactly as ``withdrawal`` was read: a conditional UPDATE on it wins only if nobody moved it since."""
+    return [
+        Withdrawal.id == withdrawal.id,
+        Withdrawal.status == withdrawal.status,
+        Withdrawal.attempts == withdrawal.attempts,
+        Withdrawal.attempt_generation == withdrawal.attempt_generation,
+    ]
+
+
+def take(
+    session: Session,
+    withdrawal: Withdrawal,
+    email: str | None,
+    user_account_id: str | None,
+    policy: PayoutPolicy,
+    now: datetime,
+) -> Claim | None:
+    """Move the withdrawal, as read, to ``processing`` with a lease; ``None`` when someone moved it first."""
     generation = withdrawal.attempt_generation
     steps = ("account", "bank_account", "transfer", "payout")
     keys = {step: idempotency_key(withdrawal.id, generation, step) for step in steps}
     won = rowcount(
         session,
         update(Withdrawal)
-        .where(*same_state)
+        .where(*same_state(withdrawal))
         .values(
             status=WithdrawalStatus.PROCESSING,
             attempts=withdrawal.attempts + 1,
@@ -146,17 +162,16 @@ def _take(
         .execution_options(synchronize_session=False),
     )
     if won != 1:
-        raise InvalidTransition("another worker claimed this withdrawal first")
-    user = session.execute(select(User).where(User.id == withdrawal.user_id)).scalar_one()
+        return None
     return Claim(
         withdrawal_id=withdrawal.id,
         user_id=withdrawal.user_id,
-        email=user.email,
+        email=email,
         amount_cents=withdrawal.amount_cents,
         bank_token=withdrawal.bank_token,
         attempt=withdrawal.attempts + 1,
         generation=generation,
-        account_id=withdrawal.provider_account_id or user.stripe_account_id,
+        account_id=withdrawal.provider_account_id or user_account_id,
         bank_account_id=withdrawal.provider_bank_account_id,
         transfer_id=withdrawal.provider_transfer_id,
         # Read before the UPDATE above (synchronize_session=False leaves the loaded row as it was).
@@ -165,6 +180,7 @@ def _take(
         bank_account_key=keys["bank_account"],
         transfer_key=keys["transfer"],
         payout_key=keys["payout"],
+        request_id=withdrawal.request_id,
     )
 
 
@@ -206,7 +222,7 @@ def _update_fenced(session: Session, claim: Claim, **values: object) -> None:
     won = rowcount(
         session,
         update(Withdrawal)
-        .where(*_fenced(claim))
+        .where(*fenced(claim))
         .values(updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False),
     )
@@ -228,7 +244,7 @@ def mark_paid(session: Session, claim: Claim, payout_id: str, now: datetime | No
         won = rowcount(
             session,
             update(Withdrawal)
-            .where(*_fenced(claim))
+            .where(*fenced(claim))
             .values(
                 status=WithdrawalStatus.PAID,
                 provider_payout_id=payout_id,
@@ -253,11 +269,11 @@ def mark_paid(session: Session, claim: Claim, payout_id: str, now: datetime | No
 def mark_failed(session: Session, claim: Claim, code: str, message: str, now: datetime | None = None) -> None:
     """``processing`` -> ``failed``; the amount stays held until an operator requeues or cancels. Commits."""
     with atomic(session):
-        if _fail(session, _fenced(claim), code, message, now or utcnow()) != 1:
+        if fail(session, fenced(claim), code, message, now or utcnow()) != 1:
             raise _lost(claim)
 
 
-def _fail(session: Session, where: list[ColumnElement[bool]], code: str, message: str, now: datetime) -> int:
+def fail(session: Session, where: list[ColumnElement[bool]], code: str, message: str, now: datetime) -> int:
     return rowcount(
         session,
         update(Withdrawal)

@@ -20,7 +20,7 @@ from shared.ledger.errors import (
     TooManyPendingWithdrawals,
 )
 from shared.models import Transaction, TransactionType, Wallet, Withdrawal, WithdrawalStatus
-from shared.observability import metrics
+from shared.observability import context, metrics
 
 DAILY_WINDOW = timedelta(hours=24)
 # Still on their way to the bank. A failed withdrawal is not: it waits for an operator with its funds held,
@@ -92,6 +92,7 @@ def request_withdrawal(
             attempt_generation=0,
             created_at=now,
             updated_at=now,
+            request_id=context.current_request_id(),
         )
         session.add(withdrawal)
         session.flush()  # the transaction row references the withdrawal

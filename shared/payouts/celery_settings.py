@@ -10,6 +10,7 @@ from typing import Any
 from shared.config import VAR_DIR, Config
 
 PROCESS_WITHDRAWAL_TASK = "worker.tasks.process_withdrawal"
+DRAIN_PAYOUTS_TASK = "worker.tasks.drain_payouts"
 SWEEP_TASK = "worker.tasks.sweep_stranded_withdrawals"
 IDEMPOTENCY_CLEANUP_TASK = "worker.tasks.delete_expired_idempotency_keys"
 # Keys live 24 hours; deleting the expired ones hourly keeps the table near one day of keys.
@@ -50,7 +51,8 @@ def celery_settings(config: Config) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "task_default_queue": PAYOUTS_QUEUE,
         "task_routes": {
-            task: {"queue": PAYOUTS_QUEUE} for task in (PROCESS_WITHDRAWAL_TASK, SWEEP_TASK, IDEMPOTENCY_CLEANUP_TASK)
+            task: {"queue": PAYOUTS_QUEUE}
+            for task in (PROCESS_WITHDRAWAL_TASK, DRAIN_PAYOUTS_TASK, SWEEP_TASK, IDEMPOTENCY_CLEANUP_TASK)
         },
         # Acknowledge after the task ran, and give a message back if its worker died mid-task: a payout is
         # never dropped by a crash. Safe to run twice: the claim and the idempotency keys dedupe.

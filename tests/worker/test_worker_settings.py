@@ -109,7 +109,7 @@ def test_every_payout_setting_is_documented() -> None:
         for name in Config.documented_variables()
         if name.startswith(("PAYOUT_", "STRIPE_", "SIMULATED_", "CELERY_WORKER", "CELERY_VISIBILITY", "FLOWER_"))
     ]
-    assert len(payout_vars) == 17
+    assert len(payout_vars) == 19
     for name in payout_vars:
         assert f"\n{name}=" in env_example, name
         assert name in readme, name
