@@ -26,7 +26,7 @@ from shared.config import Config
 from shared.db import Database
 from shared.ledger import verify
 from shared.payouts.celery_settings import PAYOUTS_QUEUE, celery_settings
-from shared.payouts.queue import PayoutQueue
+from shared.payouts.queue import DRAIN_SCHEDULED_KEY, PayoutQueue
 
 LATENCIES_MS = (0, 200)
 TARGET_PER_S = {0: 500, 200: 200}
@@ -37,7 +37,13 @@ READY_TIMEOUT_S = 60
 POLL_S = 0.05
 HOLDING_QUEUE = "bench-holding"
 # The worker settings a run may override from the environment, as production would.
-WORKER_SETTINGS = ("CELERY_WORKER_POOL", "CELERY_WORKER_CONCURRENCY", "SQLALCHEMY_ENGINE_OPTIONS")
+WORKER_SETTINGS = (
+    "CELERY_WORKER_POOL",
+    "CELERY_WORKER_CONCURRENCY",
+    "PAYOUT_BATCH_SIZE",
+    "PAYOUT_CONCURRENCY",
+    "SQLALCHEMY_ENGINE_OPTIONS",
+)
 
 _SEED_WITHDRAWALS = sa.text(
     """
@@ -75,6 +81,8 @@ def run(ctx: BenchContext, count: int, processes: int) -> dict[str, Any]:
         "processes": processes,
         "pool": config.celery_worker_pool,
         "concurrency": config.celery_worker_concurrency,
+        "batch_size": config.payout_batch_size,
+        "provider_concurrency": config.payout_concurrency,
         "prefetch_multiplier": 1,
         "acks_late": True,
         "broker": "redis",
@@ -214,6 +222,8 @@ def _floor(client: Celery, redis_url: str, count: int, latency: int, workers: in
 def _payouts(
     client: Celery, engine: sa.Engine, config: Config, ids: list[uuid.UUID], like: str, workers: int
 ) -> dict[str, Any]:
+    with redis.Redis.from_url(config.broker_url) as broker:
+        broker.delete(DRAIN_SCHEDULED_KEY)  # no flag left by an earlier run
     queue = PayoutQueue(config)  # the API's own enqueue path
     pending = iter(ids)
     try:
@@ -246,7 +256,15 @@ def _broker_down() -> None:
 def _clean_broker(broker_url: str) -> None:
     """Remove what the runs left in the benchmark's own broker DB (queues, bindings, unacked bookkeeping)."""
     client = redis.Redis.from_url(broker_url)
-    patterns = (PAYOUTS_QUEUE, f"{PAYOUTS_QUEUE}*", HOLDING_QUEUE, "_kombu.*", "unacked*", "*.reply.celery.pidbox")
+    patterns = (
+        PAYOUTS_QUEUE,
+        f"{PAYOUTS_QUEUE}*",
+        HOLDING_QUEUE,
+        "_kombu.*",
+        "unacked*",
+        "*.reply.celery.pidbox",
+        DRAIN_SCHEDULED_KEY,
+    )
     try:
         for pattern in patterns:
             keys = list(client.scan_iter(match=pattern, count=500))

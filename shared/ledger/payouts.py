@@ -13,12 +13,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Executable, and_, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Executable, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from shared.db import atomic, utcnow
+from shared.db import UTCDateTime, atomic, utcnow
 from shared.ledger.errors import InvalidTransition, NotFound
 from shared.models import User, Withdrawal, WithdrawalStatus
 from shared.payouts.gateway import IDEMPOTENCY_CONFLICT
@@ -72,12 +72,12 @@ class Claim:
     request_id: str | None = None
 
 
-def rowcount(session: Session, statement: Executable) -> int:
-    """Rows a conditional UPDATE/INSERT changed: 1 means this caller won the race."""
-    return int(cast(CursorResult[Any], session.execute(statement)).rowcount)
+def rowcount(session: Session, statement: Executable, params: Any = None) -> int:
+    """Rows a conditional UPDATE/INSERT changed (in all, for a list of params): 1 per row this caller won."""
+    return int(cast(CursorResult[Any], session.execute(statement, params)).rowcount)
 
 
-def fenced(claim: Claim) -> list[ColumnElement[bool]]:
+def _fenced(claim: Claim) -> list[ColumnElement[bool]]:
     return [
         Withdrawal.id == claim.withdrawal_id,
         Withdrawal.status == WithdrawalStatus.PROCESSING,
@@ -111,20 +111,20 @@ def claim_withdrawal(
         if status not in (WithdrawalStatus.PENDING, WithdrawalStatus.PROCESSING):
             raise InvalidTransition(f"a {status} withdrawal cannot be processed", status=status)
         if attempts >= policy.max_attempts:
-            fail(session, same_state(withdrawal), RETRIES_EXHAUSTED, f"gave up after {attempts} attempts", now)
+            _fail(session, _same_state(withdrawal), RETRIES_EXHAUSTED, f"gave up after {attempts} attempts", now)
             claim = None
         else:
             user = session.execute(select(User.email, User.stripe_account_id).where(User.id == withdrawal.user_id))
             email, account_id = user.one()
-            claim = take(session, withdrawal, email, account_id, policy, now)
-            if claim is None:
+            if rowcount(session, TAKE, take_params(withdrawal, policy, now)) != 1:
                 raise InvalidTransition("another worker claimed this withdrawal first")
+            claim = claim_of(withdrawal, email, account_id)
     if claim is None:  # raised after the commit, so the failure is recorded
         raise RetriesExhausted("the attempt budget is spent", attempts=attempts)
     return claim
 
 
-def same_state(withdrawal: Withdrawal) -> list[ColumnElement[bool]]:
+def _same_state(withdrawal: Withdrawal) -> list[ColumnElement[bool]]:
     """The row exactly as ``withdrawal`` was read: a conditional UPDATE on it wins only if nobody moved it since."""
     return [
         Withdrawal.id == withdrawal.id,
@@ -134,35 +134,66 @@ def same_state(withdrawal: Withdrawal) -> list[ColumnElement[bool]]:
     ]
 
 
-def take(
-    session: Session,
-    withdrawal: Withdrawal,
-    email: str | None,
-    user_account_id: str | None,
-    policy: PayoutPolicy,
-    now: datetime,
-) -> Claim | None:
-    """Move the withdrawal, as read, to ``processing`` with a lease; ``None`` when someone moved it first."""
-    generation = withdrawal.attempt_generation
-    steps = ("account", "bank_account", "transfer", "payout")
-    keys = {step: idempotency_key(withdrawal.id, generation, step) for step in steps}
-    won = rowcount(
-        session,
-        update(Withdrawal)
-        .where(*same_state(withdrawal))
-        .values(
-            status=WithdrawalStatus.PROCESSING,
-            attempts=withdrawal.attempts + 1,
-            lease_expires_at=now + timedelta(seconds=policy.lease_seconds),
-            next_attempt_at=None,
-            transfer_idempotency_key=keys["transfer"],
-            payout_idempotency_key=keys["payout"],
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False),
+class ClaimableRow(Protocol):
+    """A withdrawal as read before its claim: the ORM object, or a row of :data:`DUE_COLUMNS`."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    status: str
+    amount_cents: int
+    bank_token: str
+    attempts: int
+    attempt_generation: int
+    provider_account_id: str | None
+    provider_bank_account_id: str | None
+    provider_transfer_id: str | None
+    transfer_idempotency_key: str | None
+    request_id: str | None
+
+
+_withdrawals: Any = Withdrawal.__table__
+# Prebuilt (a batch claims a hundred rows; building a statement per row cost more than running it). Fenced by
+# the row as read: it wins only if nobody moved the withdrawal since.
+TAKE = (
+    update(_withdrawals)
+    .where(
+        _withdrawals.c.id == bindparam("read_id"),
+        _withdrawals.c.status == bindparam("read_status"),
+        _withdrawals.c.attempts == bindparam("read_attempts"),
+        _withdrawals.c.attempt_generation == bindparam("read_generation"),
     )
-    if won != 1:
-        return None
+    .values(
+        status=WithdrawalStatus.PROCESSING.value,
+        attempts=bindparam("new_attempts"),
+        lease_expires_at=bindparam("new_lease", type_=UTCDateTime()),
+        next_attempt_at=None,
+        transfer_idempotency_key=bindparam("new_transfer_key"),
+        payout_idempotency_key=bindparam("new_payout_key"),
+        updated_at=bindparam("new_now", type_=UTCDateTime()),
+    )
+)
+STEPS = ("account", "bank_account", "transfer", "payout")
+
+
+def take_params(withdrawal: ClaimableRow, policy: PayoutPolicy, now: datetime) -> dict[str, Any]:
+    """The parameters of :data:`TAKE` for this withdrawal as read."""
+    return {
+        "read_id": withdrawal.id,
+        "read_status": withdrawal.status,
+        "read_attempts": withdrawal.attempts,
+        "read_generation": withdrawal.attempt_generation,
+        "new_attempts": withdrawal.attempts + 1,
+        "new_lease": now + timedelta(seconds=policy.lease_seconds),
+        "new_transfer_key": idempotency_key(withdrawal.id, withdrawal.attempt_generation, "transfer"),
+        "new_payout_key": idempotency_key(withdrawal.id, withdrawal.attempt_generation, "payout"),
+        "new_now": now,
+    }
+
+
+def claim_of(withdrawal: ClaimableRow, email: str | None, user_account_id: str | None) -> Claim:
+    """The claim on ``withdrawal`` (as read before :data:`TAKE` moved it)."""
+    generation = withdrawal.attempt_generation
+    keys = {step: idempotency_key(withdrawal.id, generation, step) for step in STEPS}
     return Claim(
         withdrawal_id=withdrawal.id,
         user_id=withdrawal.user_id,
@@ -174,7 +205,6 @@ def take(
         account_id=withdrawal.provider_account_id or user_account_id,
         bank_account_id=withdrawal.provider_bank_account_id,
         transfer_id=withdrawal.provider_transfer_id,
-        # Read before the UPDATE above (synchronize_session=False leaves the loaded row as it was).
         transfer_key_used=withdrawal.transfer_idempotency_key is not None or withdrawal.attempts > 0,
         account_key=keys["account"],
         bank_account_key=keys["bank_account"],
@@ -222,7 +252,7 @@ def _update_fenced(session: Session, claim: Claim, **values: object) -> None:
     won = rowcount(
         session,
         update(Withdrawal)
-        .where(*fenced(claim))
+        .where(*_fenced(claim))
         .values(updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False),
     )
@@ -244,7 +274,7 @@ def mark_paid(session: Session, claim: Claim, payout_id: str, now: datetime | No
         won = rowcount(
             session,
             update(Withdrawal)
-            .where(*fenced(claim))
+            .where(*_fenced(claim))
             .values(
                 status=WithdrawalStatus.PAID,
                 provider_payout_id=payout_id,
@@ -269,11 +299,11 @@ def mark_paid(session: Session, claim: Claim, payout_id: str, now: datetime | No
 def mark_failed(session: Session, claim: Claim, code: str, message: str, now: datetime | None = None) -> None:
     """``processing`` -> ``failed``; the amount stays held until an operator requeues or cancels. Commits."""
     with atomic(session):
-        if fail(session, fenced(claim), code, message, now or utcnow()) != 1:
+        if _fail(session, _fenced(claim), code, message, now or utcnow()) != 1:
             raise _lost(claim)
 
 
-def fail(session: Session, where: list[ColumnElement[bool]], code: str, message: str, now: datetime) -> int:
+def _fail(session: Session, where: list[ColumnElement[bool]], code: str, message: str, now: datetime) -> int:
     return rowcount(
         session,
         update(Withdrawal)
