@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -161,3 +162,33 @@ def test_duplicate_webhook_applies_once_and_paid_then_failed_fails(
 def test_the_running_worker_is_a_real_process(payout_worker: CeleryProcess) -> None:
     assert payout_worker.process is not None and payout_worker.process.poll() is None
     assert "payouts" in payout_worker.log()
+
+
+def test_a_burst_of_withdrawals_is_paid_in_batches_each_exactly_once(
+    user: Callable[[str], Client], fake_stripe: FakeStripe, database: Database
+) -> None:
+    clients = [user(f"burst-{n}@example.com") for n in range(8)]
+    for client in clients:
+        assert client.post("/deposit", {"material": "aluminum", "units": 100}).status_code == 201
+
+    def withdraw_three(client: Client) -> list[str]:
+        ids = []
+        for _ in range(3):
+            response = client.post("/withdraw", {"amount_cents": 100, "bank_token": "btok_us_verified"})
+            assert response.status_code == 202, response.text
+            ids.append(response.json()["withdrawal"]["id"])
+        return ids
+
+    with ThreadPoolExecutor(8) as pool:
+        batches = list(pool.map(withdraw_three, clients))
+    for client, ids in zip(clients, batches, strict=True):
+        for withdrawal_id in ids:
+            client.wait_for(withdrawal_id, {"paid"})
+    every_id = [withdrawal_id for ids in batches for withdrawal_id in ids]
+    assert fake_stripe.payouts_by_withdrawal() == dict.fromkeys(every_id, 1)
+    assert all(client.balance() == 700 for client in clients)
+    with database.session() as session:
+        for ids in batches:  # racing first withdrawals of a user all pay through the account stored first
+            accounts = {session.get(Withdrawal, uuid.UUID(i)).provider_account_id for i in ids}  # type: ignore[union-attr]
+            assert len(accounts) == 1 and None not in accounts
+    assert_books_balance(database)
