@@ -6,15 +6,16 @@ import itertools
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import firebase_admin
 from firebase_admin import auth as firebase_auth
 from flask import current_app, g, request
 from google.auth.credentials import AnonymousCredentials
 
-from api.errors import Unauthenticated
+from api.errors import AuthUnavailable, Unauthenticated
 from api.extensions import db_session, get_config
+from api.firebase_certs import CachedCertificates
 from shared import ledger
 from shared.config import Config
 
@@ -30,6 +31,8 @@ MAX_BYPASS_EMAIL_LENGTH = MAX_UID_LENGTH - len(BYPASS_UID_PREFIX)
 MAX_EMAIL_LENGTH = 320
 # Firebase tokens are ~1 KB; anything far larger is not one and is not worth parsing.
 MAX_TOKEN_LENGTH = 8192
+# Google's key endpoint unreachable: a short wait, since keys come back cached for hours once fetched.
+KEYS_UNAVAILABLE_RETRY_AFTER_S = 5
 
 _app_names = itertools.count()
 
@@ -63,6 +66,7 @@ class FirebaseTokenVerifier:
         credential = None if config.firebase_check_revoked else _AnonymousCredential()
         self._app = firebase_admin.initialize_app(credential, options, name=f"wallet-api-{next(_app_names)}")
         self._check_revoked = config.firebase_check_revoked
+        self.certificates = _cache_certificates(self._app)
 
     def verify(self, token: str) -> Identity:
         try:
@@ -70,9 +74,27 @@ class FirebaseTokenVerifier:
         except (ValueError, firebase_auth.InvalidIdTokenError, firebase_auth.UserDisabledError) as exc:
             raise Unauthenticated("the ID token is not valid", details={"reason": _reason(exc)}) from None
         except firebase_auth.CertificateFetchError:
+            # Our dependency is down, not the caller's token: 503, so clients and load balancers retry.
             log.warning("could not fetch Firebase public keys")
-            raise Unauthenticated("the ID token could not be verified right now; retry shortly") from None
+            raise AuthUnavailable(
+                "the ID token could not be verified right now; retry shortly",
+                headers={"Retry-After": str(KEYS_UNAVAILABLE_RETRY_AFTER_S)},
+            ) from None
         return Identity(uid=claims["uid"], email=claims.get("email"), claims=claims)
+
+
+def _cache_certificates(app: firebase_admin.App) -> CachedCertificates | None:
+    """Serve Google's public keys from memory while fresh (see :mod:`api.firebase_certs`).
+
+    firebase-admin (pinned) has no option for this: its token verifier's transport is replaced. If an upgrade
+    moves it, verification still works, only slower; tests/api/test_firebase_certs.py fails to say so.
+    """
+    verifier = getattr(firebase_auth._get_client(app), "_token_verifier", None)
+    if verifier is None or not callable(getattr(verifier, "request", None)):
+        log.warning("firebase-admin's token verifier has moved: public keys are not cached in memory")
+        return None
+    verifier.request = CachedCertificates(verifier.request)
+    return cast(CachedCertificates, verifier.request)
 
 
 def _use_configured_emulator(config: Config) -> None:

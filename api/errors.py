@@ -43,6 +43,11 @@ class Forbidden(APIError):
     code = "forbidden"
 
 
+class AuthUnavailable(APIError):
+    status = 503
+    code = "auth_unavailable"
+
+
 class UnsupportedMediaType(APIError):
     status = 415
     code = "unsupported_media_type"

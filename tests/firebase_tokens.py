@@ -90,12 +90,16 @@ class CertServer:
 
     def __init__(self, keys: list[SigningKey]) -> None:
         body = json.dumps({key.kid: key.certificate_pem for key in keys}).encode()
+        self.fetches = 0
+        self.cache_control = "public, max-age=3600"
+        server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                server.fetches += 1
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Cache-Control", "public, max-age=3600")
+                self.send_header("Cache-Control", server.cache_control)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -195,7 +195,7 @@ def test_a_bad_token_is_401_and_creates_nobody(
     assert take_snapshot(database) == before
 
 
-def test_unreachable_public_keys_are_401_not_500(
+def test_unreachable_public_keys_are_503_with_retry_after_not_500(
     config: Config, database: Database, published_key: SigningKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(firebase_admin._token_gen, "ID_TOKEN_CERT_URI", "http://127.0.0.1:9/nothing-listens-here")
@@ -204,5 +204,5 @@ def test_unreachable_public_keys_are_401_not_500(
         response = app.test_client().get("/wallet", headers=_bearer(sign(claims("uid-4"), published_key)))
     finally:
         app.extensions["wallet_db"].dispose()
-    assert_error(response, 401, "unauthenticated")
-    assert "retry" in response.json["error"]["message"]
+    assert_error(response, 503, "auth_unavailable")  # our dependency is down, not the caller's token
+    assert "retry" in response.json["error"]["message"] and response.headers["Retry-After"] == "5"
