@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from shared.db import UTCDateTime, atomic, utcnow
 from shared.ledger.payouts import (
+    AS_READ,
     RETRIES_EXHAUSTED,
     TAKE,
     Claim,
@@ -110,12 +111,7 @@ RECORD = {
 }
 _EXHAUST = (
     update(_w)
-    .where(
-        _w.c.id == bindparam("read_id"),
-        _w.c.status == bindparam("read_status"),
-        _w.c.attempts == bindparam("read_attempts"),
-        _w.c.attempt_generation == bindparam("read_generation"),
-    )
+    .where(*AS_READ)
     .values(
         status=WithdrawalStatus.FAILED.value,
         failure_code=RETRIES_EXHAUSTED,

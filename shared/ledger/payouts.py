@@ -152,16 +152,17 @@ class ClaimableRow(Protocol):
 
 
 _withdrawals: Any = Withdrawal.__table__
-# Prebuilt (a batch claims a hundred rows; building a statement per row cost more than running it). Fenced by
-# the row as read: it wins only if nobody moved the withdrawal since.
+# The row exactly as read (parameters read_*): an UPDATE on it wins only if nobody moved the withdrawal since.
+AS_READ = (
+    _withdrawals.c.id == bindparam("read_id"),
+    _withdrawals.c.status == bindparam("read_status"),
+    _withdrawals.c.attempts == bindparam("read_attempts"),
+    _withdrawals.c.attempt_generation == bindparam("read_generation"),
+)
+# Prebuilt (a batch claims a hundred rows; building a statement per row cost more than running it).
 TAKE = (
     update(_withdrawals)
-    .where(
-        _withdrawals.c.id == bindparam("read_id"),
-        _withdrawals.c.status == bindparam("read_status"),
-        _withdrawals.c.attempts == bindparam("read_attempts"),
-        _withdrawals.c.attempt_generation == bindparam("read_generation"),
-    )
+    .where(*AS_READ)
     .values(
         status=WithdrawalStatus.PROCESSING.value,
         attempts=bindparam("new_attempts"),
