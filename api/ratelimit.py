@@ -6,8 +6,11 @@
 - Redis unreachable: Flask-Limiter switches this process to in-memory counting (logging one warning per
   outage) and keeps serving; it probes Redis again with exponential backoff and switches back when it
   answers. :func:`limiter_fallback_active` tells readiness checks and metrics which mode is on.
-- Over the limit: 429 ``rate_limited`` with ``Retry-After``; every limited response carries the
-  ``RateLimit-*`` headers. The view never runs, so nothing is recorded.
+- Over the limit: 429 ``rate_limited`` with ``Retry-After`` and the ``RateLimit-*`` headers. The view never
+  runs, so nothing is recorded. Allowed requests carry no ``RateLimit-*`` headers: filling them costs a second
+  Redis round trip (the window's state) on every deposit, and only the 429 needs them (see README, Benchmarks).
+- Only the views under ``@rate_limited`` are limited (no default or application-wide limits), so Flask-Limiter's
+  own before_request pass over every request is skipped: the check runs once, inside the limited view.
 """
 
 from __future__ import annotations
@@ -55,6 +58,13 @@ class WalletLimiter(Limiter):
         # Flask-Limiter (pinned) keeps this private flag: set when the storage fails, cleared once a backoff
         # probe reaches it again. tests/api/test_ratelimit_fallback.py guards the behaviour on upgrades.
         return bool(self._storage_dead)
+
+    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        # Flask-Limiter runs this from before_request on every request (for default and application limits,
+        # which this API has none of) and again inside each decorated view; only the latter has work to do.
+        if in_middleware:
+            return
+        super()._check_request_limit(callable_name, in_middleware)
 
 
 class _AppLimits:
@@ -137,7 +147,10 @@ def _add_headers(response: Response) -> Response:
     limits: _AppLimits | None = current_app.extensions.get(EXTENSION)
     if limits is not None:
         metrics.set_rate_limiter_fallback(limits.limiter.fallback_active)  # per process; livemax across them
-    current = limits.limiter.current_limit if limits else None
+    # Only a refusal carries the headers: reading the window is a Redis round trip of its own.
+    if response.status_code != 429 or limits is None:
+        return response
+    current = limits.limiter.current_limit
     if current is None:
         return response
     try:
@@ -149,6 +162,5 @@ def _add_headers(response: Response) -> Response:
     response.headers["RateLimit-Remaining"] = str(max(0, remaining))
     response.headers["RateLimit-Reset"] = str(seconds_to_reset)
     response.headers["RateLimit-Policy"] = f"{current.limit.amount};w={current.limit.get_expiry()}"
-    if response.status_code == 429:
-        response.headers["Retry-After"] = str(max(1, seconds_to_reset))
+    response.headers["Retry-After"] = str(max(1, seconds_to_reset))
     return response
