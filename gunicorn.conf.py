@@ -2,6 +2,8 @@
 
 import os
 
+from gunicorn.glogging import Logger
+
 from shared.observability import multiproc
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
@@ -32,6 +34,17 @@ logconfig_dict = {
         "gunicorn.access": {"handlers": ["stderr"] if accesslog else [], "level": "INFO", "propagate": False},
     },
 }
+
+
+class AccessLogOnlyWhenAsked(Logger):
+    """gunicorn builds its access line's atoms (headers, times, formatting) on every request whenever a logging
+    config is given, as ours is, even with no handler to write it; skip that unless GUNICORN_ACCESSLOG asks."""
+
+    def _compute_access_log_enabled(self):
+        return bool(self.cfg.accesslog)
+
+
+logger_class = AccessLogOnlyWhenAsked
 
 # Prometheus multiprocess mode: the directory must be exported before a worker imports prometheus_client.
 _metrics_dir = multiproc.ensure_dir()
