@@ -1,7 +1,10 @@
 """Per-wallet rate limits: Flask-Limiter on Redis, configured here and applied with ``@rate_limited(...)``.
 
-- Keyed by the authenticated wallet, never the client IP: the limit is checked inside the view, after the
-  blueprint's ``authenticate`` hook has set ``g.account``; unauthenticated requests never reach it.
+- Keyed by the authenticated caller's wallet, never the client IP: the limit is checked inside the view, after
+  the blueprint's ``authenticate`` hook has set ``g.identity``; unauthenticated requests never reach it. The key
+  is the caller's Firebase uid, which owns exactly one wallet (``users.firebase_uid`` and ``wallets.user_id``
+  are unique), so the budget is per wallet and known before any database work: POST /deposit finds its wallet
+  inside its one money statement, after this check.
 - Moving window on Redis (a Lua script per hit), so every pod shares one exact budget per wallet.
 - Redis unreachable: Flask-Limiter switches this process to in-memory counting (logging one warning per
   outage) and keeps serving; it probes Redis again with exponential backoff and switches back when it
@@ -26,7 +29,7 @@ from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_smorest import Blueprint
 
-from api.auth import current_account
+from api.auth import current_identity
 from api.errors import error_response
 from shared.config import Config
 from shared.observability import metrics
@@ -85,7 +88,7 @@ class _AppLimits:
 
 
 def _wallet_key() -> str:
-    return f"wallet:{current_account().wallet_id}"
+    return f"uid:{current_identity().uid}"
 
 
 def rate_limited(name: str) -> Callable[[F], F]:
