@@ -28,6 +28,7 @@ from typing import Any, TypeVar, cast
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_smorest import Blueprint
+from limits import RateLimitItem, parse_many
 
 from api.auth import current_identity
 from api.errors import error_response
@@ -78,6 +79,29 @@ class _AppLimits:
         self.limits = limits
         self._wrapped: dict[tuple[str, Callable[..., Any]], Callable[..., Any]] = {}
         self._lock = threading.Lock()
+        # A limit of one item ("5/second") can be hit directly; "5/second;100/hour" always goes the long way.
+        self._single_items: dict[str, RateLimitItem] = {
+            name: items[0] for name, spec in limits.items() if len(items := parse_many(spec)) == 1
+        }
+
+    def allowed_at_once(self, name: str) -> bool:
+        """Hit limit ``name`` on Redis directly: True when the hit was allowed (and counted).
+
+        Flask-Limiter's own pass around the same Redis hit (filtering, exemption scopes, request-limit objects)
+        cost about as much Python as the hit itself on every deposit. False means "let Flask-Limiter decide":
+        the hit was refused (a refused moving-window hit counts nothing, so Flask-Limiter's repeat of it is
+        refused too and builds the 429 with its headers), the storage failed (Flask-Limiter fails again and
+        switches to memory), the process already counts in memory (Flask-Limiter also probes Redis), or the
+        limit has several items. The key is Flask-Limiter's own: prefix, key function, endpoint as scope.
+        """
+        item = self._single_items.get(name)
+        limiter = self.limiter
+        if item is None or not limiter.enabled or limiter.fallback_active or request.endpoint is None:
+            return False
+        try:
+            return limiter.limiter.hit(item, KEY_PREFIX, _wallet_key(), request.endpoint)
+        except Exception:
+            return False
 
     def wrapped(self, name: str, view: Callable[..., Any]) -> Callable[..., Any]:
         with self._lock:
@@ -101,6 +125,8 @@ def rate_limited(name: str) -> Callable[[F], F]:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             limits: _AppLimits = current_app.extensions[EXTENSION]
+            if limits.allowed_at_once(name):
+                return view(*args, **kwargs)
             return limits.wrapped(name, view)(*args, **kwargs)
 
         return cast(F, Blueprint.doc(**OPENAPI_DOC)(wrapper))
