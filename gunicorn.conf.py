@@ -2,13 +2,16 @@
 
 import os
 
+from gunicorn.glogging import Logger
+
 from shared.observability import multiproc
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # Threaded workers (gthread), one process per core: they keep client connections alive between requests, where
-# the sync worker accepts and closes a TCP connection per request. make bench on 2 cores, POST /deposit at 32
-# connections: sync x4 ~110-200 req/s at 2.3-4.0 ms of server CPU per request; gthread 2 x 8 ~270-470 req/s at
-# 1.6-3.0 ms (README, Benchmarks). Size the database pool to the threads (SQLALCHEMY_ENGINE_OPTIONS pool_size).
+# the sync worker accepts and closes a TCP connection per request. On 2 cores, POST /deposit at 32 connections:
+# sync x4 ~320-330 req/s at 2.6-2.8 ms of server CPU per request; gthread 2 x 8 ~540-710 req/s at 1.5-1.8 ms;
+# 2 x 4 and 3 x 4 no better (README, Benchmarks, "Server", also for granian). Size the database pool to the
+# threads (SQLALCHEMY_ENGINE_OPTIONS pool_size).
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
@@ -32,6 +35,17 @@ logconfig_dict = {
         "gunicorn.access": {"handlers": ["stderr"] if accesslog else [], "level": "INFO", "propagate": False},
     },
 }
+
+
+class AccessLogOnlyWhenAsked(Logger):
+    """gunicorn builds its access line's atoms (headers, times, formatting) on every request whenever a logging
+    config is given, as ours is, even with no handler to write it; skip that unless GUNICORN_ACCESSLOG asks."""
+
+    def _compute_access_log_enabled(self):
+        return bool(self.cfg.accesslog)
+
+
+logger_class = AccessLogOnlyWhenAsked
 
 # Prometheus multiprocess mode: the directory must be exported before a worker imports prometheus_client.
 _metrics_dir = multiproc.ensure_dir()

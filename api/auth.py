@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import firebase_admin
 from firebase_admin import auth as firebase_auth
@@ -35,6 +36,10 @@ MAX_TOKEN_LENGTH = 8192
 KEYS_UNAVAILABLE_RETRY_AFTER_S = 5
 
 _app_names = itertools.count()
+
+F = TypeVar("F", bound=Callable[..., Any])
+# View attribute set by @resolves_own_account (functools.wraps carries it to every wrapper around the view).
+_DEFERS_ACCOUNT = "wallet_resolves_own_account"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,15 +153,39 @@ def identify_caller() -> Identity:
     raise Unauthenticated("sign in with Firebase and send 'Authorization: Bearer <ID token>'")
 
 
+def resolves_own_account(view: F) -> F:
+    """Mark a protected view that resolves the caller's account itself, inside its own statement.
+
+    ``authenticate`` then only identifies the caller (no database work): POST /deposit finds the wallet by the
+    Firebase uid within its one money statement instead of a SELECT of its own first. Anything in the request
+    that calls :func:`current_account` before the view does (an Idempotency-Key's claim) still gets the account
+    then. Place it directly under ``@blp.route``.
+    """
+    setattr(view, _DEFERS_ACCOUNT, True)
+    return view
+
+
 def authenticate() -> None:
-    """before_request hook for protected blueprints: sets g.identity and g.account."""
+    """before_request hook for protected blueprints: sets g.identity and g.account (the latter, with
+    :func:`resolves_own_account`, only when first needed)."""
     if request.method == "OPTIONS":
         return
     identity = identify_caller()
     g.identity = identity
-    g.account = ledger.get_or_create_account(db_session(), identity.uid, identity.email)
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    if not getattr(view, _DEFERS_ACCOUNT, False):
+        g.account = ledger.get_or_create_account(db_session(), identity.uid, identity.email)
+
+
+def current_identity() -> Identity:
+    identity: Identity = g.identity
+    return identity
 
 
 def current_account() -> ledger.Account:
-    account: ledger.Account = g.account
+    """The caller's account, created on their first request (looked up now if authenticate deferred it)."""
+    account: ledger.Account | None = g.get("account")
+    if account is None:
+        identity = current_identity()
+        account = g.account = ledger.get_or_create_account(db_session(), identity.uid, identity.email)
     return account

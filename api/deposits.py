@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.auth import current_account
+from flask import g
+
+from api.auth import current_account, current_identity, resolves_own_account
 from api.blueprint import Blueprint
 from api.extensions import db_session, get_config, read_session
 from api.idempotency import idempotent
@@ -17,14 +19,20 @@ blp = Blueprint("deposits", __name__, description="Deposits and the transaction 
 
 
 @blp.route("/deposit", methods=["POST"])
+@resolves_own_account
 @rate_limited(DEPOSITS)
 @blp.json_body(DepositRequest)
 @idempotent
 @blp.response(201, DepositResponse)
 def create_deposit(body: dict[str, Any]) -> dict[str, Any]:
-    result = ledger.deposit(
-        db_session(), current_account(), Material(body["material"]), body["units"], get_config().material_rates()
-    )
+    material, units, rates = Material(body["material"]), body["units"], get_config().material_rates()
+    account = g.get("account")  # already resolved when an Idempotency-Key was claimed for this user
+    if account is None:
+        # The wallet is found inside the money statement itself (one round trip on PostgreSQL).
+        identity = current_identity()
+        g.account, result = ledger.deposit_as(db_session(), identity.uid, identity.email, material, units, rates)
+    else:
+        result = ledger.deposit(db_session(), account, material, units, rates)
     return {"success": True, "transaction": result.transaction, "new_balance_cents": result.new_balance_cents}
 
 

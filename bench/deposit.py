@@ -44,7 +44,7 @@ def run(ctx: BenchContext, server: Server) -> dict[str, Any]:
     engine = ctx.engine()
     seed_bypass_users(engine, EMAIL_FORMAT, USERS)
     meter = server_meter(engine, server)
-    for path in (FLOOR_PATH, FULL_PATH):  # fill per-process caches and the connection pools
+    for path in (FLOOR_PATH, FULL_PATH):  # fill the connection pools (database and Redis) of every worker
         _load(meter, server, ctx, "warmup", path, WARMUP_SECONDS)
 
     rounds = []

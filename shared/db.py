@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import BigInteger, Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator, Uuid
 
@@ -121,6 +121,35 @@ def atomic(session: Session) -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+
+
+def owns_no_transaction(session: Session) -> bool:
+    """True when nothing has begun on ``session`` and no :func:`unit_of_work` encloses it.
+
+    Only then may one self-contained statement run in autocommit (its own transaction, no BEGIN and COMMIT round
+    trips): inside a unit of work, or after the session has begun, it must join the open transaction instead.
+    """
+    return not session.info.get(_UNIT_OF_WORK) and not session.in_transaction()
+
+
+@contextmanager
+def autocommit(conn: Connection) -> Iterator[Connection]:
+    """Run ONE self-contained statement on ``conn`` (PostgreSQL, psycopg2) as its own transaction.
+
+    psycopg2 sends BEGIN as a round trip of its own before the first statement of a transaction, and COMMIT is
+    another; a single statement in autocommit is just as atomic with neither. SQLAlchemy's
+    ``isolation_level="AUTOCOMMIT"`` would also do it, but it sets and resets the isolation level around every
+    checkout (two ``SET default_transaction_isolation`` round trips); flipping the driver's ``autocommit`` flag,
+    as SQLAlchemy's own pre-ping does, sends nothing. The caller then commits or closes ``conn`` as usual (a
+    no-op: nothing is open). Only for a statement that must not share a transaction with anything else.
+    """
+    dbapi_conn: Any = conn.connection.dbapi_connection
+    dbapi_conn.autocommit = True
+    try:
+        yield conn
+    finally:
+        if not dbapi_conn.closed:  # a connection lost mid-statement is invalidated by SQLAlchemy anyway
+            dbapi_conn.autocommit = False
 
 
 @contextmanager

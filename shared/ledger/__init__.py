@@ -1,7 +1,7 @@
 """The ledger: the only code that moves money. Every function here owns (and commits) its transaction."""
 
 from shared.ledger.accounts import Account, get_or_create_account, get_wallet
-from shared.ledger.deposits import DepositResult, deposit
+from shared.ledger.deposits import DepositResult, deposit, deposit_as
 from shared.ledger.errors import (
     AmountBelowMinimum,
     DailyLimitExceeded,
@@ -63,6 +63,7 @@ __all__ = [
     "claim_due",
     "claim_withdrawal",
     "deposit",
+    "deposit_as",
     "get_or_create_account",
     "get_wallet",
     "get_withdrawal",

@@ -74,7 +74,8 @@ def test_a_500_carries_them_too(client: FlaskClient, monkeypatch: pytest.MonkeyP
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("unexpected")
 
-    monkeypatch.setattr(ledger, "deposit", broken)
+    for name in ("deposit", "deposit_as"):  # a deposit by a known account, or by the caller's identity
+        monkeypatch.setattr(ledger, name, broken)
     response = client.post("/deposit", json={"material": "plastic", "units": 1}, headers=USER)
     assert response.status_code == 500
     assert response.headers["X-Content-Type-Options"] == "nosniff"

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from shared import ledger
-from shared.db import Base, Database
+from shared.db import Base, Database, unit_of_work
 from shared.models import Material, Transaction, TransactionType, Wallet
 from tests.factories import DEFAULT_RATES, make_account
 
@@ -130,3 +130,79 @@ def test_history_pages_walk_every_row_once_newest_first_including_equal_timestam
             ledger.deposit(session, account, Material.PLASTIC, 1, DEFAULT_RATES)
         cursor = page.next_cursor
     assert seen == expected
+
+
+# -- deposit_as: the caller known only by identity ---------------------------------------------------------
+
+
+def _balance(session: Session, account: ledger.Account) -> int:
+    balance: int = session.execute(sa.select(Wallet.balance_cents).where(Wallet.id == account.wallet_id)).scalar_one()
+    session.commit()
+    return balance
+
+
+def test_deposit_as_creates_the_caller_then_credits_the_same_wallet(session: Session) -> None:
+    first_account, first = ledger.deposit_as(session, "uid-as", "as@example.com", Material.PLASTIC, 2, DEFAULT_RATES)
+    again_account, again = ledger.deposit_as(session, "uid-as", "as@example.com", Material.ALUMINUM, 1, DEFAULT_RATES)
+
+    assert first_account == again_account == ledger.get_or_create_account(session, "uid-as", "as@example.com")
+    assert (first.new_balance_cents, again.new_balance_cents) == (10, 20)
+    stored = session.execute(sa.select(Transaction).where(Transaction.id == again.transaction.id)).scalar_one()
+    for name in ("id", "user_id", "wallet_id", "transaction_type", "material", "units", "amount_cents", "created_at"):
+        assert getattr(stored, name) == getattr(again.transaction, name)
+    assert (stored.user_id, stored.wallet_id) == (again_account.user_id, again_account.wallet_id)
+    assert stored.withdrawal_id is None and again.transaction.withdrawal_id is None
+    assert _balance(session, again_account) == 20
+    assert ledger.verify(session) == []
+
+
+def test_deposit_as_keeps_the_email_current_and_accepts_no_email(session: Session) -> None:
+    ledger.deposit_as(session, "uid-mail", "old@example.com", Material.PLASTIC, 1, DEFAULT_RATES)
+    renamed, _ = ledger.deposit_as(session, "uid-mail", "new@example.com", Material.PLASTIC, 1, DEFAULT_RATES)
+    anonymous, result = ledger.deposit_as(session, "uid-mail", None, Material.PLASTIC, 1, DEFAULT_RATES)
+
+    assert renamed.email == anonymous.email == "new@example.com"
+    assert ledger.get_or_create_account(session, "uid-mail", None).email == "new@example.com"
+    assert result.new_balance_cents == 15
+    assert ledger.verify(session) == []
+
+
+def test_deposit_as_recreates_a_wallet_removed_under_it(session: Session) -> None:
+    account, _ = ledger.deposit_as(session, "uid-gone", "gone@example.com", Material.PLASTIC, 1, DEFAULT_RATES)
+    session.execute(sa.delete(Transaction).where(Transaction.wallet_id == account.wallet_id))
+    session.execute(sa.delete(Wallet).where(Wallet.id == account.wallet_id))
+    session.commit()
+
+    again, result = ledger.deposit_as(session, "uid-gone", "gone@example.com", Material.PLASTIC, 1, DEFAULT_RATES)
+
+    assert again.user_id == account.user_id and again.wallet_id != account.wallet_id
+    assert result.new_balance_cents == 5
+    assert ledger.verify(session) == []
+
+
+def test_deposit_as_is_one_statement_for_a_known_caller_on_postgresql(session: Session) -> None:
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("the one-statement deposit is PostgreSQL's; SQLite takes the account lookup and two statements")
+    ledger.get_or_create_account(session, "uid-one", "one@example.com")
+    session.commit()
+    with _recording_queries(session) as statements:
+        _, result = ledger.deposit_as(session, "uid-one", "one@example.com", Material.ALUMINUM, 2, DEFAULT_RATES)
+    assert len(statements) == 1 and statements[0].lstrip().startswith("WITH credited AS")
+    assert not session.in_transaction()
+    # Committed by itself: another connection sees the money and its row.
+    with session.get_bind().connect() as other:
+        count = other.execute(
+            sa.text("SELECT count(*) FROM transactions WHERE id = :id"), {"id": result.transaction.id}
+        )
+        assert count.scalar_one() == 1
+    assert result.new_balance_cents == 20
+
+
+def test_deposit_as_joins_an_enclosing_unit_of_work(session: Session) -> None:
+    account = ledger.get_or_create_account(session, "uid-unit", "unit@example.com")
+    session.commit()
+    with pytest.raises(RuntimeError, match="after the deposit"), unit_of_work(session):
+        ledger.deposit_as(session, "uid-unit", "unit@example.com", Material.PLASTIC, 3, DEFAULT_RATES)
+        raise RuntimeError("the unit fails after the deposit")
+    assert _balance(session, account) == 0
+    assert session.execute(sa.select(sa.func.count()).select_from(Transaction)).scalar_one() == 0
