@@ -169,8 +169,8 @@ def run(ctx: BenchContext, api_env: dict[str, str]) -> dict[str, Any]:
             "during_measured_runs": measured_fetches,
             "server_workers": workers,
         },
-        # Threads of a worker that start at once may each fetch before the first answer is cached (warmup);
-        # after that the cached keys serve every request.
+        # One fetch per server process while warming up (api.firebase_certs: one fetch per max-age, however many
+        # threads ask at once); after that the cached keys serve every request.
         "no_network_per_request": measured_fetches == 0 and micro_fetches <= 1,
         "server": {"kind": "gunicorn", **server.settings},
         "median_token_p50_ms": statistics.median(r["token"]["p50_ms"] for r in rounds),

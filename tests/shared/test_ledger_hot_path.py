@@ -180,9 +180,8 @@ def test_deposit_as_recreates_a_wallet_removed_under_it(session: Session) -> Non
     assert ledger.verify(session) == []
 
 
-def test_deposit_as_is_one_statement_for_a_known_caller_on_postgresql(session: Session) -> None:
-    if session.get_bind().dialect.name != "postgresql":
-        pytest.skip("the one-statement deposit is PostgreSQL's; SQLite takes the account lookup and two statements")
+def test_deposit_as_is_one_statement_for_a_known_caller_on_postgresql(db_session: Session) -> None:
+    session = db_session  # PostgreSQL only: SQLite takes the account lookup and two statements
     ledger.get_or_create_account(session, "uid-one", "one@example.com")
     session.commit()
     with _recording_queries(session) as statements:
