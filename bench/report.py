@@ -192,8 +192,8 @@ def _render_firebase(s: dict[str, Any]) -> str:
             f"   GET /wallet with a token vs the bypass header: throughput {_range(s['ratio'])}, "
             f"added server CPU per request {_range(s['added_server_cpu_ms_per_request'], ' ms')}",
             f"   public-key fetches: {fetches['micro']} in-process; by the server's {fetches['server_workers']} "
-            f"workers {fetches['server']} while warming up, {fetches['during_measured_runs']} during the measured "
-            f"runs -> no network per request: {'yes' if s['no_network_per_request'] else 'NO'}",
+            f"workers {fetches['server']} in all ({fetches['during_measured_runs']} of them during the measured runs;"
+            f" at most one per process) -> no network per request: {'yes' if s['no_network_per_request'] else 'NO'}",
         ]
     )
 
