@@ -9,6 +9,8 @@ responses without a max-age (or not 200) are never kept, exactly as an HTTP cach
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import threading
 import time
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.auth import transport
+
+log = logging.getLogger(__name__)
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
 _NOT_STORED = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:,|$)", re.IGNORECASE)
@@ -68,6 +72,7 @@ class CachedCertificates(transport.Request):
             response = self._delegate(url, method=method, body=body, headers=headers, timeout=timeout, **kwargs)
             self.fetches += 1
             lifetime = max_age_seconds(response.headers) if response.status == 200 else 0
+            log.info("public keys fetched (HTTP %d), kept %d s by process %d", response.status, lifetime, os.getpid())
             if lifetime:
                 response.data  # noqa: B018  (read the body now, while its connection is ours)
                 self._fresh[url] = _Fresh(response, self._clock() + lifetime)
