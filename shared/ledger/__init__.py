@@ -14,7 +14,16 @@ from shared.ledger.errors import (
 )
 from shared.ledger.history import Page, list_transactions, list_withdrawals
 from shared.ledger.operations import cancel, list_for_operator, operator_actions, requeue
-from shared.ledger.payout_batch import AttemptOutcome, ClaimedBatch, claim_due, record_accounts, record_outcomes
+from shared.ledger.payout_batch import (
+    AttemptOutcome,
+    ClaimedBatch,
+    claim_due,
+    mark_failed,
+    mark_paid,
+    record_accounts,
+    record_outcomes,
+    release_for_retry,
+)
 from shared.ledger.payouts import (
     OUTCOME_UNKNOWN_CODES,
     RETRIES_EXHAUSTED,
@@ -22,12 +31,6 @@ from shared.ledger.payouts import (
     PayoutPolicy,
     RetriesExhausted,
     claim_withdrawal,
-    mark_failed,
-    mark_paid,
-    record_account,
-    record_bank_account,
-    record_transfer,
-    release_for_retry,
     take_stranded,
 )
 from shared.ledger.verify import Mismatch, verify
@@ -73,11 +76,8 @@ __all__ = [
     "mark_failed",
     "mark_paid",
     "operator_actions",
-    "record_account",
     "record_accounts",
-    "record_bank_account",
     "record_outcomes",
-    "record_transfer",
     "release_for_retry",
     "request_withdrawal",
     "requeue",

@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.db import UTCDateTime, atomic, utcnow
+from shared.ledger.errors import InvalidTransition, NotFound
 from shared.ledger.payouts import (
     AS_READ,
     RETRIES_EXHAUSTED,
@@ -265,3 +266,63 @@ def _write(
         return set(ids)
     # Someone moved some rows between our read and our write (SQLite, or a lease taken over): ask which.
     return {row.id for row in session.execute(_WRITTEN_AT, {"ids": ids}) if row.updated_at == now}
+
+
+# -- one attempt at a time (webhooks' tests, operators' tools): the same statements, refusals as exceptions -----
+
+
+def mark_paid(
+    session: Session,
+    claim: Claim,
+    payout_id: str,
+    now: datetime | None = None,
+    account_id: str | None = None,
+    transfer_id: str | None = None,
+) -> None:
+    """``processing`` -> ``paid`` with the provider's payout id. Commits.
+
+    Already ``paid`` with this payout (a webhook got there first) is success; anything else is refused.
+    """
+    outcome = AttemptOutcome(
+        claim, WithdrawalStatus.PAID, account_id=account_id, transfer_id=transfer_id, payout_id=payout_id
+    )
+    _record_one(session, outcome, now)
+
+
+def mark_failed(
+    session: Session,
+    claim: Claim,
+    code: str,
+    message: str,
+    now: datetime | None = None,
+    account_id: str | None = None,
+    transfer_id: str | None = None,
+) -> None:
+    """``processing`` -> ``failed``; the amount stays held until an operator requeues or cancels. Commits."""
+    outcome = AttemptOutcome(
+        claim,
+        WithdrawalStatus.FAILED,
+        account_id=account_id,
+        transfer_id=transfer_id,
+        failure_code=code,
+        failure_message=message,
+    )
+    _record_one(session, outcome, now)
+
+
+def release_for_retry(session: Session, claim: Claim, delay_seconds: float, now: datetime | None = None) -> None:
+    """``processing`` -> ``pending`` after a transient error, due again in ``delay_seconds``. Commits."""
+    _record_one(session, AttemptOutcome(claim, WithdrawalStatus.PENDING, retry_in_seconds=delay_seconds), now)
+
+
+def _record_one(session: Session, outcome: AttemptOutcome, now: datetime | None) -> None:
+    if record_outcomes(session, [outcome], now)[0]:
+        return
+    claim = outcome.claim
+    status = session.execute(select(_w.c.status).where(_w.c.id == claim.withdrawal_id)).scalar_one_or_none()
+    session.rollback()  # close the read's transaction: the caller's session is left as record_outcomes left it
+    if status is None:
+        raise NotFound("no such withdrawal", withdrawal_id=str(claim.withdrawal_id))
+    if status == WithdrawalStatus.PROCESSING:
+        raise InvalidTransition("this worker no longer holds the withdrawal", withdrawal_id=str(claim.withdrawal_id))
+    raise InvalidTransition(f"a {status} withdrawal cannot be marked {outcome.status}", status=status)

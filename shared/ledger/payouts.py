@@ -1,6 +1,7 @@
-"""Withdrawal state transitions of the payout pipeline: claim, record progress, paid, failed, retry.
+"""Claiming a withdrawal for the payout pipeline, and finding the stranded ones (the sweeper).
 
-Each transition is one short atomic phase guarded by a conditional UPDATE, so any number of workers, webhooks
+Recording what an attempt ended in (paid, failed, back to pending, with how far it got) is
+:mod:`shared.ledger.payout_batch`, for one withdrawal or a batch. Each transition is one short atomic phase guarded by a conditional UPDATE, so any number of workers, webhooks
 and operators can race on a withdrawal and exactly one of them wins; a transition that is not allowed raises
 :class:`InvalidTransition` and writes nothing. The provider is called between these phases, never inside one.
 
@@ -75,15 +76,6 @@ class Claim:
 def rowcount(session: Session, statement: Executable, params: Any = None) -> int:
     """Rows a conditional UPDATE/INSERT changed (in all, for a list of params): 1 per row this caller won."""
     return int(cast(CursorResult[Any], session.execute(statement, params)).rowcount)
-
-
-def _fenced(claim: Claim) -> list[ColumnElement[bool]]:
-    return [
-        Withdrawal.id == claim.withdrawal_id,
-        Withdrawal.status == WithdrawalStatus.PROCESSING,
-        Withdrawal.attempts == claim.attempt,
-        Withdrawal.attempt_generation == claim.generation,
-    ]
 
 
 def _load(session: Session, withdrawal_id: uuid.UUID) -> Withdrawal:
@@ -215,95 +207,6 @@ def claim_of(withdrawal: ClaimableRow, email: str | None, user_account_id: str |
     )
 
 
-def record_account(session: Session, claim: Claim, account_id: str) -> str:
-    """Remember the user's connected account (first writer wins) and return the one to pay. Commits.
-
-    Two first withdrawals of one user racing may each create an account; both then pay the one stored first.
-    """
-    with atomic(session):
-        rowcount(
-            session,
-            update(User)
-            .where(User.id == claim.user_id, User.stripe_account_id.is_(None))
-            .values(stripe_account_id=account_id, updated_at=utcnow())
-            .execution_options(synchronize_session=False),
-        )
-        stored = session.execute(select(User.stripe_account_id).where(User.id == claim.user_id)).scalar_one()
-        _update_fenced(session, claim, provider_account_id=stored)
-    assert stored is not None
-    return stored
-
-
-def record_bank_account(session: Session, claim: Claim, account_id: str, bank_account_id: str) -> None:
-    """Recovery point: this withdrawal's bank token is attached to the account; never attach it again. Commits.
-
-    Stripe bank tokens are single-use, so attaching again after a requeue would be refused.
-    """
-    with atomic(session):
-        _update_fenced(session, claim, provider_account_id=account_id, provider_bank_account_id=bank_account_id)
-
-
-def record_transfer(session: Session, claim: Claim, account_id: str, transfer_id: str) -> None:
-    """Recovery point: the platform's money reached the connected account; never transfer it again. Commits."""
-    with atomic(session):
-        _update_fenced(session, claim, provider_account_id=account_id, provider_transfer_id=transfer_id)
-
-
-def _update_fenced(session: Session, claim: Claim, **values: object) -> None:
-    won = rowcount(
-        session,
-        update(Withdrawal)
-        .where(*_fenced(claim))
-        .values(updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False),
-    )
-    if won != 1:
-        raise _lost(claim)
-
-
-def _lost(claim: Claim) -> InvalidTransition:
-    return InvalidTransition("this worker no longer holds the withdrawal", withdrawal_id=str(claim.withdrawal_id))
-
-
-def mark_paid(session: Session, claim: Claim, payout_id: str, now: datetime | None = None) -> None:
-    """``processing`` -> ``paid`` with the provider's payout id. Commits.
-
-    Already ``paid`` with this payout (a webhook got there first) is success; anything else is refused.
-    """
-    now = now or utcnow()
-    with atomic(session):
-        won = rowcount(
-            session,
-            update(Withdrawal)
-            .where(*_fenced(claim))
-            .values(
-                status=WithdrawalStatus.PAID,
-                provider_payout_id=payout_id,
-                paid_at=now,
-                lease_expires_at=None,
-                failure_code=None,
-                failure_message=None,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False),
-        )
-        if won == 1:
-            return
-        withdrawal = _load(session, claim.withdrawal_id)
-        if withdrawal.status == WithdrawalStatus.PAID and withdrawal.provider_payout_id == payout_id:
-            return
-        if withdrawal.status == WithdrawalStatus.PROCESSING:
-            raise _lost(claim)
-        raise InvalidTransition(f"a {withdrawal.status} withdrawal cannot be marked paid", status=withdrawal.status)
-
-
-def mark_failed(session: Session, claim: Claim, code: str, message: str, now: datetime | None = None) -> None:
-    """``processing`` -> ``failed``; the amount stays held until an operator requeues or cancels. Commits."""
-    with atomic(session):
-        if _fail(session, _fenced(claim), code, message, now or utcnow()) != 1:
-            raise _lost(claim)
-
-
 def _fail(session: Session, where: list[ColumnElement[bool]], code: str, message: str, now: datetime) -> int:
     return rowcount(
         session,
@@ -319,22 +222,6 @@ def _fail(session: Session, where: list[ColumnElement[bool]], code: str, message
         )
         .execution_options(synchronize_session=False),
     )
-
-
-def release_for_retry(session: Session, claim: Claim, delay_seconds: float, now: datetime | None = None) -> None:
-    """``processing`` -> ``pending`` after a transient error, due again in ``delay_seconds``. Commits.
-
-    The keys stay: the next attempt repeats the same provider calls, which the provider deduplicates.
-    """
-    now = now or utcnow()
-    with atomic(session):
-        _update_fenced(
-            session,
-            claim,
-            status=WithdrawalStatus.PENDING,
-            lease_expires_at=None,
-            next_attempt_at=now + timedelta(seconds=delay_seconds),
-        )
 
 
 def take_stranded(session: Session, grace_seconds: int, limit: int, now: datetime | None = None) -> list[uuid.UUID]:

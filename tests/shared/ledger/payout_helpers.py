@@ -28,9 +28,8 @@ def claimed(session: Session, withdrawal: Withdrawal, now: datetime | None = Non
 def failed(session: Session, code: str = "account_closed", transfer: str | None = None) -> Withdrawal:
     withdrawal = make_withdrawal(session)
     claim = claimed(session, withdrawal)
-    if transfer:
-        ledger.record_transfer(session, claim, "acct_1", transfer)
-    ledger.mark_failed(session, claim, code, "refused")
+    progress = {"account_id": "acct_1", "transfer_id": transfer} if transfer else {}
+    ledger.mark_failed(session, claim, code, "refused", **progress)
     return reload(session, withdrawal)
 
 

@@ -86,13 +86,9 @@ def test_concurrent_claims_let_exactly_one_worker_in(database: Database, db_sess
     assert winners == [1]
 
 
-def test_mark_paid_records_provider_ids_and_accepts_a_webhook_that_came_first(db_session: Session) -> None:
+def test_mark_paid_records_provider_ids(db_session: Session) -> None:
     withdrawal = make_withdrawal(db_session)
-    claim = claimed(db_session, withdrawal)
-    account = ledger.record_account(db_session, claim, "acct_1")
-    ledger.record_transfer(db_session, claim, account, "tr_1")
-    ledger.apply_payout_event(db_session, ledger.PayoutEvent("evt_1", "payout.paid", "po_1", withdrawal.id, 0))
-    ledger.mark_paid(db_session, claim, "po_1")  # the webhook already said so: success, not an error
+    ledger.mark_paid(db_session, claimed(db_session, withdrawal), "po_1", account_id="acct_1", transfer_id="tr_1")
     row = reload(db_session, withdrawal)
     assert (row.status, row.provider_account_id, row.provider_transfer_id, row.provider_payout_id) == (
         "paid",
@@ -101,6 +97,16 @@ def test_mark_paid_records_provider_ids_and_accepts_a_webhook_that_came_first(db
         "po_1",
     )
     assert row.paid_at is not None and row.lease_expires_at is None
+
+
+def test_mark_paid_accepts_a_webhook_that_came_first_with_the_same_payout(db_session: Session) -> None:
+    withdrawal = make_withdrawal(db_session)
+    claim = claimed(db_session, withdrawal)
+    ledger.apply_payout_event(db_session, ledger.PayoutEvent("evt_1", "payout.paid", "po_1", withdrawal.id, 0))
+    ledger.mark_paid(db_session, claim, "po_1")  # the webhook already said so: success, not an error
+    with pytest.raises(ledger.InvalidTransition, match="a paid withdrawal cannot be marked paid"):
+        ledger.mark_paid(db_session, claim, "po_other")  # a different payout is not the same fact
+    assert reload(db_session, withdrawal).provider_payout_id == "po_1"
 
 
 def test_mark_paid_refuses_a_withdrawal_a_webhook_failed(db_session: Session) -> None:
@@ -134,8 +140,8 @@ def test_release_for_retry_goes_back_to_pending_due_later(db_session: Session) -
 def test_the_first_connected_account_stored_wins(db_session: Session) -> None:
     one, two = make_withdrawal(db_session), make_withdrawal(db_session)
     claim = claimed(db_session, one)
-    assert ledger.record_account(db_session, claim, "acct_first") == "acct_first"
-    assert ledger.record_account(db_session, claim, "acct_second") == "acct_first"
+    assert ledger.record_accounts(db_session, {claim.user_id: "acct_first"}) == {claim.user_id: "acct_first"}
+    assert ledger.record_accounts(db_session, {claim.user_id: "acct_second"}) == {claim.user_id: "acct_first"}
     assert claimed(db_session, two).account_id is None  # another user
 
 
