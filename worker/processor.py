@@ -174,9 +174,11 @@ def _connected_accounts(
             continue
         if claim.user_id in stored:
             accounts[claim.withdrawal_id] = stored[claim.user_id]
-        else:  # the user's account creation failed: every withdrawal of theirs waiting on it ends the same way
-            error = errors[claim.user_id]
-            outcomes[claim.withdrawal_id] = _same_error(runtime, claim, error)
+        elif claim.user_id in errors:  # the account creation failed: every withdrawal waiting on it ends alike
+            outcomes[claim.withdrawal_id] = _same_error(runtime, claim, errors[claim.user_id])
+        else:  # created but not stored (the user row is gone): nothing to pay through; try again later
+            missing = TransientPayoutError("account_not_recorded", "the connected account could not be stored")
+            outcomes[claim.withdrawal_id] = _on_error(runtime, claim, missing)
     return accounts
 
 
