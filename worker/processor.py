@@ -153,17 +153,17 @@ def _connected_accounts(
         return accounts
     creators = list(first_of_user.values())
 
-    def create(claim: ledger.Claim) -> str | AttemptOutcome:
+    def create(claim: ledger.Claim) -> str | Exception:
         with context.bound(claim.request_id):
             try:
                 return runtime.gateway.create_account(instructions[claim.withdrawal_id])
             except Exception as exc:
-                return _on_error(runtime, claim, exc)
+                return exc
 
     created: dict[uuid.UUID, str] = {}
-    errors: dict[uuid.UUID, AttemptOutcome] = {}
+    errors: dict[uuid.UUID, Exception] = {}
     for claim, made in zip(creators, _parallel(runtime, create, creators), strict=True):
-        if isinstance(made, AttemptOutcome):
+        if isinstance(made, Exception):
             errors[claim.user_id] = made
         else:
             created[claim.user_id] = made
@@ -175,7 +175,8 @@ def _connected_accounts(
         if claim.user_id in stored:
             accounts[claim.withdrawal_id] = stored[claim.user_id]
         elif claim.user_id in errors:  # the account creation failed: every withdrawal waiting on it ends alike
-            outcomes[claim.withdrawal_id] = _same_error(runtime, claim, errors[claim.user_id])
+            with context.bound(claim.request_id):
+                outcomes[claim.withdrawal_id] = _on_error(runtime, claim, errors[claim.user_id])
         else:  # created but not stored (the user row is gone): nothing to pay through; try again later
             missing = TransientPayoutError("account_not_recorded", "the connected account could not be stored")
             outcomes[claim.withdrawal_id] = _on_error(runtime, claim, missing)
@@ -229,14 +230,6 @@ def _on_error(runtime: Runtime, claim: ledger.Claim, exc: Exception, **progress:
         retry_in_seconds=delay,
         **progress,
     )
-
-
-def _same_error(runtime: Runtime, claim: ledger.Claim, error: AttemptOutcome) -> AttemptOutcome:
-    """The outcome of the account creation ``error`` (made for another claim of the user) for ``claim``."""
-    code, message = error.failure_code or UNEXPECTED_ERROR, error.failure_message or ""
-    if error.status == WithdrawalStatus.FAILED and code != ledger.RETRIES_EXHAUSTED:
-        return _on_error(runtime, claim, PermanentPayoutError(code, message))
-    return _on_error(runtime, claim, TransientPayoutError(code, message))
 
 
 def _result(outcome: AttemptOutcome, recorded: bool, seconds: float) -> Attempt:

@@ -218,6 +218,9 @@ def record_outcomes(session: Session, outcomes: list[AttemptOutcome], now: datet
     False when this worker no longer held the withdrawal (its lease was taken over, or an operator or webhook
     decided first): nothing is written for it, and whoever holds it now decides.
     """
+    unknown = {outcome.status for outcome in outcomes} - RECORD.keys()
+    if unknown:
+        raise ValueError(f"an attempt cannot end in {sorted(unknown)}")
     now = now or utcnow()
     recorded: set[uuid.UUID] = set()
     with atomic(session):
@@ -249,10 +252,8 @@ def _record_params(outcome: AttemptOutcome, now: datetime) -> dict[str, Any]:
     elif outcome.status == WithdrawalStatus.FAILED:
         params["new_failure_code"] = (outcome.failure_code or "unknown")[:64]
         params["new_failure_message"] = outcome.failure_message
-    elif outcome.status == WithdrawalStatus.PENDING:
+    else:  # PENDING: due again after the backoff
         params["new_next_attempt_at"] = now + timedelta(seconds=outcome.retry_in_seconds or 0)
-    else:
-        raise ValueError(f"an attempt cannot end in {outcome.status}")
     return params
 
 

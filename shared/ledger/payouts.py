@@ -1,9 +1,10 @@
 """Claiming a withdrawal for the payout pipeline, and finding the stranded ones (the sweeper).
 
 Recording what an attempt ended in (paid, failed, back to pending, with how far it got) is
-:mod:`shared.ledger.payout_batch`, for one withdrawal or a batch. Each transition is one short atomic phase guarded by a conditional UPDATE, so any number of workers, webhooks
-and operators can race on a withdrawal and exactly one of them wins; a transition that is not allowed raises
-:class:`InvalidTransition` and writes nothing. The provider is called between these phases, never inside one.
+:mod:`shared.ledger.payout_batch`, for one withdrawal or a batch. Each transition is one short atomic phase
+guarded by a conditional UPDATE, so any number of workers, webhooks and operators can race on a withdrawal and
+exactly one of them wins; a transition that is not allowed raises :class:`InvalidTransition` and writes
+nothing. The provider is called between these phases, never inside one.
 
 A claim is fenced by ``(attempts, attempt_generation)``: a worker whose lease was taken over by another can no
 longer record anything, because the other claim bumped ``attempts``.
